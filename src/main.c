@@ -76,10 +76,10 @@ static void usage(FILE *out)
                  "OUTBOX_RELAY_*). See docs/configuration.md.\n");
 }
 
-static int load_config(const char *path, relay_config **cfg)
+static int load_config(config_purpose purpose, const char *path, relay_config **cfg)
 {
     or_error err = {{0}};
-    if (config_load(path, NULL, NULL, cfg, &err) != OR_OK) {
+    if (config_load_for(purpose, path, NULL, NULL, cfg, &err) != OR_OK) {
         fprintf(stderr, "outbox-relay: configuration error: %s\n", err.msg);
         return EXIT_USAGE;
     }
@@ -187,7 +187,8 @@ int main(int argc, char **argv)
     }
 
     relay_config *cfg = NULL;
-    int rc = load_config(config_path, &cfg);
+    int rc = load_config(strcmp(command, "migrate") == 0 ? CONFIG_FOR_DATABASE : CONFIG_FOR_RELAY,
+                         config_path, &cfg);
     if (rc != 0)
         return rc;
     if (strcmp(command, "check-config") == 0) {

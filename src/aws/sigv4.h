@@ -66,9 +66,8 @@ void sigv4_signing_key(const char *secret, const char *date8, const char *region
  * host, x-amz-date equal to scope->amz_date and (when key->session_token is
  * not empty) x-amz-security-token equal to it; otherwise OR_ERR.
  */
-or_status sigv4_signature(const sigv4_request *req, const sigv4_key *key,
-                          const sigv4_scope *scope, char out[65], strbuf *string_to_sign,
-                          or_error *err) OR_MUST_CHECK;
+or_status sigv4_signature(const sigv4_request *req, const sigv4_key *key, const sigv4_scope *scope,
+                          char out[65], strbuf *string_to_sign, or_error *err) OR_MUST_CHECK;
 
 /*
  * Full Authorization header value:
@@ -76,8 +75,7 @@ or_status sigv4_signature(const sigv4_request *req, const sigv4_key *key,
  *  SignedHeaders=..., Signature=..." (replaces the content of out).
  */
 or_status sigv4_authorization(const sigv4_request *req, const sigv4_key *key,
-                              const sigv4_scope *scope, strbuf *out,
-                              or_error *err) OR_MUST_CHECK;
+                              const sigv4_scope *scope, strbuf *out, or_error *err) OR_MUST_CHECK;
 
 /* Parsed form of an Authorization header (for verifiers). */
 typedef struct sigv4_auth_parsed {

@@ -90,8 +90,11 @@ void log_redact_conninfo(const char *conninfo, char *out, size_t outlen)
     } while (0)
     if (strncmp(conninfo, "postgresql://", 13) == 0 || strncmp(conninfo, "postgres://", 11) == 0) {
         const char *scheme_end = strstr(conninfo, "://") + 3;
-        const char *at = strchr(scheme_end, '@');
         const char *slash = strchr(scheme_end, '/');
+        const char *at = NULL; /* the last '@' of the authority: passwords may hold '@' */
+        for (const char *q = scheme_end; *q && (slash == NULL || q < slash); q++)
+            if (*q == '@')
+                at = q;
         const char *colon = strchr(scheme_end, ':');
         const char *p = conninfo;
         if (at && (!slash || at < slash) && colon && colon < at) {
@@ -122,9 +125,10 @@ void log_redact_conninfo(const char *conninfo, char *out, size_t outlen)
     } else {
         const char *p = conninfo;
         while (*p) {
-            if ((p == conninfo || p[-1] == ' ') && strncmp(p, "password", 8) == 0) {
+            if ((p == conninfo || p[-1] == ' ' || p[-1] == '\t' || p[-1] == '\n') &&
+                strncmp(p, "password", 8) == 0) {
                 const char *q = p + 8;
-                while (*q == ' ')
+                while (*q == ' ' || *q == '\t')
                     q++;
                 if (*q == '=') {
                     for (const char *r = p; r <= q; r++)
@@ -134,7 +138,7 @@ void log_redact_conninfo(const char *conninfo, char *out, size_t outlen)
                     PUT('*');
                     PUT('*');
                     q++;
-                    while (*q == ' ')
+                    while (*q == ' ' || *q == '\t')
                         q++;
                     if (*q == '\'') {
                         q++;
@@ -146,7 +150,7 @@ void log_redact_conninfo(const char *conninfo, char *out, size_t outlen)
                         if (*q)
                             q++;
                     } else {
-                        while (*q && *q != ' ')
+                        while (*q && *q != ' ' && *q != '\t' && *q != '\n')
                             q++;
                     }
                     p = q;

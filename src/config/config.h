@@ -7,6 +7,13 @@
  * Parsing, validation, `check-config` output and docs/configuration.md all
  * come from that table.
  *
+ * The file is a mapping of sections (database, aws, eventbridge, relay, log)
+ * to settings. A null value (~, null, or nothing after the colon) means
+ * "unset": the default applies. An empty environment variable also counts as
+ * unset. Unknown keys, duplicate keys, wrong types and a second YAML document
+ * are errors. AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true (any case) makes both
+ * the environment endpoint variables and eventbridge.endpoint_url ignored.
+ *
  * Errors are one line naming the source and key, e.g.
  *   config.yaml:7: relay.batch_size: must be between 1 and 10000, got 0
  *   environment OUTBOX_RELAY_BATCH_SIZE: not an integer: "ten"
@@ -33,26 +40,26 @@ typedef struct relay_config {
     char *aws_session_token;     /* AWS_SESSION_TOKEN (secret) */
 
     /* eventbridge */
-    char *endpoint_url;     /* AWS_ENDPOINT_URL_EVENTBRIDGE, AWS_ENDPOINT_URL, else derived */
-    bool endpoint_derived;  /* true when endpoint_url came from the region */
-    char *event_bus_name;   /* default "user-service-bus" */
-    char *event_source;     /* default "user-service"; must not start with "aws." */
-    int max_request_bytes;  /* default 262144, 1024..1048576 */
+    char *endpoint_url;          /* AWS_ENDPOINT_URL_EVENTBRIDGE, AWS_ENDPOINT_URL, else derived */
+    bool endpoint_derived;       /* true when endpoint_url came from the region */
+    char *event_bus_name;        /* default "user-service-bus" */
+    char *event_source;          /* default "user-service"; must not start with "aws." */
+    int max_request_bytes;       /* default 262144, 1024..1048576 */
     int max_entries_per_request; /* default 10, 1..10 */
 
     /* relay */
-    int batch_size;         /* rows claimed per transaction, default 500 */
-    int poll_interval_ms;   /* fallback wake-up, default 1000 */
-    int max_in_flight;      /* concurrent PutEvents requests, default 16 */
-    int http_timeout_ms;    /* whole request, default 10000 */
-    int connect_timeout_ms; /* default 3000 */
-    int retry_base_ms;      /* row backoff base, default 200 */
-    int retry_cap_ms;       /* row backoff cap, default 60000 */
-    int reconnect_max_ms;   /* database reconnect backoff cap, default 10000 */
+    int batch_size;          /* rows claimed per transaction, default 500 */
+    int poll_interval_ms;    /* fallback wake-up, default 1000 */
+    int max_in_flight;       /* concurrent PutEvents requests, default 16 */
+    int http_timeout_ms;     /* whole request, default 10000 */
+    int connect_timeout_ms;  /* default 3000 */
+    int retry_base_ms;       /* row backoff base, default 200 */
+    int retry_cap_ms;        /* row backoff cap, default 60000 */
+    int reconnect_max_ms;    /* database reconnect backoff cap, default 10000 */
     int shutdown_timeout_ms; /* grace for in-flight work on SIGTERM, default 5000 */
 
     /* logging */
-    log_level log_level;    /* default info */
+    log_level log_level; /* default info */
 
     struct config_sources *sources; /* private to config.c: where each value came from */
 } relay_config;
@@ -66,14 +73,28 @@ typedef const char *(*config_getenv_fn)(const char *name, void *ctx);
  * result and returns it in *out. On error *out is NULL and err holds the
  * one-line message.
  */
-or_status config_load(const char *path, config_getenv_fn getenv_fn, void *ctx,
-                      relay_config **out, or_error *err) OR_MUST_CHECK;
+or_status config_load(const char *path, config_getenv_fn getenv_fn, void *ctx, relay_config **out,
+                      or_error *err) OR_MUST_CHECK;
+
+/* What the settings are loaded for: the relay needs all of them; commands
+ * that only talk to the database (migrate) do not require aws.region. */
+typedef enum config_purpose {
+    CONFIG_FOR_RELAY = 0,
+    CONFIG_FOR_DATABASE = 1,
+} config_purpose;
+
+/* config_load() for a purpose; config_load() is CONFIG_FOR_RELAY. */
+or_status config_load_for(config_purpose purpose, const char *path, config_getenv_fn getenv_fn,
+                          void *ctx, relay_config **out, or_error *err) OR_MUST_CHECK;
 
 void config_free(relay_config *cfg);
 
 /*
- * Prints every setting as "key = value  (source)" with secrets masked
- * (e.g. aws.secret_access_key = ****, database.url password = ****).
+ * Prints every setting, in table order, as "key = value  # source" where
+ * source is "default", "file PATH:LINE", "env NAME" or "derived from
+ * aws.region". Secrets print as "****" (or "(unset)"), database.url with its
+ * password replaced by "****", aws.access_key_id as its first and last four
+ * characters (AKIA****MPLE).
  */
 void config_print(const relay_config *cfg, FILE *out);
 

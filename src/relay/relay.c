@@ -75,6 +75,10 @@ relay *relay_new(const relay_config *cfg, or_error *err)
     }
     r->creds = credentials_provider_new_static(cfg->aws_access_key_id, cfg->aws_secret_access_key,
                                                cfg->aws_session_token);
+    if (r->creds == NULL) {
+        or_error_set(err, "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must not be empty");
+        goto fail;
+    }
 
     eb_client_options eo = {
         .endpoint_url = cfg->endpoint_url,
