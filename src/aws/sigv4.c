@@ -710,8 +710,12 @@ static or_status parse_authorization(const char *value, sigv4_auth_parsed *out, 
     for (;;) {
         while (p < end && is_space_or_tab(*p))
             p++;
-        const char *comma = memchr(p, ',', (size_t)(end - p));
-        const char *stop = comma != NULL ? comma : end;
+        const char *comma = p;
+        while (comma < end && *comma != ',')
+            comma++;
+        const char *stop = comma;
+        if (comma == end)
+            comma = NULL;
         const char *vend = stop;
         while (vend > p && is_space_or_tab(vend[-1]))
             vend--;

@@ -57,10 +57,20 @@ void log_write(log_level level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    /* keep it one line whatever the message holds */
-    for (char *p = msg; *p; p++)
-        if (*p == '\n' || *p == '\r')
-            *p = ' ';
+    /* keep it one line, and keep msg="..." parseable, whatever the message holds */
+    char esc[sizeof(msg) * 2];
+    size_t o = 0;
+    for (const char *p = msg; *p && o + 2 < sizeof(esc); p++) {
+        if (*p == '\n' || *p == '\r') {
+            esc[o++] = ' ';
+        } else if (*p == '"' || *p == '\\') {
+            esc[o++] = '\\';
+            esc[o++] = *p;
+        } else {
+            esc[o++] = *p;
+        }
+    }
+    esc[o] = '\0';
 
     struct timeval tv;
     gettimeofday(&tv, NULL);
@@ -70,7 +80,7 @@ void log_write(log_level level, const char *fmt, ...)
     strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
     /* one fprintf call so concurrent writers do not interleave within a line */
     fprintf(stderr, "%s.%03ldZ level=%s%s%s msg=\"%s\"\n", ts, (long)(tv.tv_usec / 1000),
-            level_names[level], current_tag[0] ? " " : "", current_tag, msg);
+            level_names[level], current_tag[0] ? " " : "", current_tag, esc);
     fflush(stderr);
 }
 

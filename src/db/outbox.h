@@ -32,7 +32,7 @@ typedef struct outbox_row {
 typedef struct outbox_batch {
     outbox_row *rows; /* strings point into the batch's result */
     size_t n;
-    void *priv;       /* owned PGresult */
+    void *priv; /* owned PGresult */
 } outbox_batch;
 
 typedef enum outbox_outcome_kind {

@@ -13,17 +13,17 @@
 #include "eventbridge/entry.h"
 
 typedef enum eb_outcome {
-    EB_ACCEPTED = 0,   /* has an EventId */
-    EB_RETRYABLE = 1,  /* InternalFailure, throttling, 5xx, transport errors */
-    EB_PERMANENT = 2,  /* validation, auth, malformed detail, too large */
+    EB_ACCEPTED = 0,  /* has an EventId */
+    EB_RETRYABLE = 1, /* InternalFailure, throttling, 5xx, transport errors */
+    EB_PERMANENT = 2, /* validation, auth, malformed detail, too large */
 } eb_outcome;
 
 typedef struct eb_result {
     eb_outcome outcome;
-    bool throttled;           /* the failure was throttling (slow down) */
-    char event_id[80];        /* when accepted */
-    char error_code[80];      /* e.g. "InternalFailure", "HTTP500", "Timeout" */
-    char error_message[256];  /* AWS message or transport error; no secrets */
+    bool throttled;          /* the failure was throttling (slow down) */
+    char event_id[80];       /* when accepted */
+    char error_code[80];     /* e.g. "InternalFailure", "HTTP500", "Timeout" */
+    char error_message[256]; /* AWS message or transport error; no secrets */
 } eb_result;
 
 /* Appends {"Entries":[...]} for n (1..10) entries to out. */
@@ -42,8 +42,8 @@ or_status putevents_build_body(const eb_entry *entries, size_t n, strbuf *out,
  *   "InvalidReply"): never a success.
  * Returns OR_ERR only for programming errors (n == 0); bad replies are data.
  */
-or_status putevents_parse_reply(long http_status, const char *error_type_header,
-                                const char *body, size_t body_len, size_t n, eb_result *results,
+or_status putevents_parse_reply(long http_status, const char *error_type_header, const char *body,
+                                size_t body_len, size_t n, eb_result *results,
                                 or_error *err) OR_MUST_CHECK;
 
 /* Classifies an AWS error code (and HTTP status, 0 if per-entry). */

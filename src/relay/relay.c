@@ -156,6 +156,14 @@ static void ensure_capacity(relay *r, size_t n)
     r->cap = n;
 }
 
+/* Copies src into dst[size], truncating; always NUL-terminates. */
+static void copy_trunc(char *dst, size_t size, const char *src)
+{
+    size_t n = strnlen(src, size - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 /* Sleeps up to ms, returning early when a stop is requested. */
 static void interruptible_sleep(volatile sig_atomic_t *stop, int wake_fd, int64_t ms)
 {
@@ -295,8 +303,8 @@ static void process_batch(relay *r, outbox_batch *b, volatile sig_atomic_t *stop
             warn_limited(r, "mapping", "%s", e.msg);
             r->outcomes[i].kind = OUTBOX_RETRY;
             r->outcomes[i].delay_ms = cfg->retry_cap_ms;
-            snprintf(r->codes[i], sizeof(r->codes[i]), "InvalidRow");
-            snprintf(r->messages[i], sizeof(r->messages[i]), "%s", e.msg);
+            copy_trunc(r->codes[i], sizeof(r->codes[i]), "InvalidRow");
+            copy_trunc(r->messages[i], sizeof(r->messages[i]), e.msg);
             continue;
         }
         r->send_index[m++] = i;
@@ -329,8 +337,8 @@ static void process_batch(relay *r, outbox_batch *b, volatile sig_atomic_t *stop
             res->outcome == EB_PERMANENT
                 ? cfg->retry_cap_ms
                 : backoff_delay_ms(attempt, cfg->retry_base_ms, cfg->retry_cap_ms);
-        snprintf(r->codes[i], sizeof(r->codes[i]), "%s", res->error_code);
-        snprintf(r->messages[i], sizeof(r->messages[i]), "%s", res->error_message);
+        copy_trunc(r->codes[i], sizeof(r->codes[i]), res->error_code);
+        copy_trunc(r->messages[i], sizeof(r->messages[i]), res->error_message);
         if (first_code == NULL) {
             first_code = res->error_code;
             first_message = res->error_message;
@@ -431,7 +439,7 @@ static void idle_wait(relay *r, volatile sig_atomic_t *stop, int wake_fd)
     long long timeout = r->cfg->poll_interval_ms;
     if (next > 0 && next < timeout)
         timeout = next;
-    summary_tick(r, true);
+    summary_tick(r, false);
     int woke = db_conn_wait(r->db, (int)timeout, wake_fd, &e);
     if (woke < 0) {
         db_failed(r, "wait for notification", &e, stop, wake_fd);
