@@ -58,6 +58,8 @@ static void migrate_server_error(PGconn *conn, const PGresult *res, char *out, s
     const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
     if (msg == NULL || msg[0] == '\0')
         msg = PQerrorMessage(conn);
+    if (msg == NULL || msg[0] == '\0')
+        msg = "the transaction was rolled back";
     snprintf(out, outlen, "%s", msg);
     size_t n = strlen(out);
     while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == ' '))
