@@ -15,11 +15,11 @@
 typedef struct db_conn db_conn;
 
 typedef struct db_conn_options {
-    const char *conninfo;      /* libpq URI or key=value; NULL/"" = PG* env + defaults */
+    const char *conninfo;         /* libpq URI or key=value; NULL/"" = PG* env + defaults */
     const char *application_name; /* default "outbox-relay" */
-    int connect_timeout_s;     /* libpq connect_timeout, default 5 */
-    int claim_timeout_ms;      /* idle_in_transaction_session_timeout; 0 = leave as is */
-    bool listen;               /* LISTEN outbox_relay after connecting */
+    int connect_timeout_s;        /* libpq connect_timeout, default 5 */
+    int claim_timeout_ms;         /* idle_in_transaction_session_timeout; 0 = leave as is */
+    bool listen;                  /* LISTEN outbox_relay after connecting */
 } db_conn_options;
 
 db_conn *db_conn_new(const db_conn_options *opts);

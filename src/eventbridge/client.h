@@ -17,7 +17,7 @@
 typedef struct eb_client eb_client;
 
 typedef struct eb_client_options {
-    const char *endpoint_url;      /* "https://events.us-east-1.amazonaws.com" */
+    const char *endpoint_url; /* "https://events.us-east-1.amazonaws.com" */
     const char *region;
     credentials_provider *credentials; /* borrowed; must outlive the client */
     size_t max_entries_per_request;    /* 1..10 */

@@ -10,10 +10,10 @@
 typedef struct eb_entry {
     const char *source;
     const char *detail_type;
-    const char *detail;          /* a JSON object, as a string */
+    const char *detail; /* a JSON object, as a string */
     const char *event_bus_name;
     bool has_time;
-    long long time_ms;           /* epoch milliseconds; sent as seconds with fraction */
+    long long time_ms; /* epoch milliseconds; sent as seconds with fraction */
 } eb_entry;
 
 /*

@@ -20,9 +20,9 @@
 typedef struct http_client http_client;
 
 typedef struct http_client_options {
-    long timeout_ms;         /* whole request */
+    long timeout_ms; /* whole request */
     long connect_timeout_ms;
-    size_t max_concurrency;  /* requests in flight at once, >= 1 */
+    size_t max_concurrency;    /* requests in flight at once, >= 1 */
     size_t max_response_bytes; /* bodies larger than this fail the request */
 } http_client_options;
 
@@ -35,13 +35,13 @@ typedef struct http_request {
     size_t body_len;
 
     /* out */
-    bool transport_ok;        /* false: connect/timeout/reset/too large */
-    bool timed_out;           /* transport failure was a timeout */
+    bool transport_ok; /* false: connect/timeout/reset/too large */
+    bool timed_out;    /* transport failure was a timeout */
     char transport_error[256];
-    long status;              /* HTTP status when transport_ok */
-    strbuf response_body;     /* initialised and filled by perform */
-    char error_type[128];     /* X-Amzn-ErrorType header, "" if absent */
-    char request_id[128];     /* x-amzn-RequestId header, "" if absent */
+    long status;          /* HTTP status when transport_ok */
+    strbuf response_body; /* initialised and filled by perform */
+    char error_type[128]; /* X-Amzn-ErrorType header, "" if absent */
+    char request_id[128]; /* x-amzn-RequestId header, "" if absent */
 } http_request;
 
 http_client *http_client_new(const http_client_options *opts, or_error *err);
