@@ -35,7 +35,7 @@ or_status strbuf_append(strbuf *sb, const void *data, size_t len) OR_MUST_CHECK;
 or_status strbuf_puts(strbuf *sb, const char *s) OR_MUST_CHECK;
 or_status strbuf_putc(strbuf *sb, char c) OR_MUST_CHECK;
 or_status strbuf_printf(strbuf *sb, const char *fmt, ...) OR_PRINTF(2, 3) OR_MUST_CHECK;
-or_status strbuf_vprintf(strbuf *sb, const char *fmt, va_list ap) OR_MUST_CHECK;
+or_status strbuf_vprintf(strbuf *sb, const char *fmt, va_list ap) OR_PRINTF(2, 0) OR_MUST_CHECK;
 
 /* Appends s as a JSON string literal (with quotes and escapes). */
 or_status strbuf_json_string(strbuf *sb, const char *s, size_t len) OR_MUST_CHECK;

@@ -51,6 +51,7 @@ typedef enum config_check {
     CHECK_ENDPOINT,
     CHECK_BUS_NAME,
     CHECK_SOURCE,
+    CHECK_ORDERING,
 } config_check;
 
 typedef struct config_setting {
@@ -239,6 +240,35 @@ static const config_setting config_settings[] = {
      .max = 120000,
      .env = {"OUTBOX_RELAY_SHUTDOWN_TIMEOUT_MS"},
      .desc = "grace period for in-flight work after SIGTERM"},
+    {.key = "relay.claim_timeout_ms",
+     .type = CONFIG_INT,
+     .offset = FIELD(claim_timeout_ms),
+     .def_int = 15000,
+     .min = 1000,
+     .max = 3600000,
+     .env = {"OUTBOX_RELAY_CLAIM_TIMEOUT_MS"},
+     .desc = "a claim idle this long (a paused or cut-off replica) is broken by PostgreSQL and "
+             "its rows go to another replica; must exceed relay.http_timeout_ms by 1000"},
+    {.key = "relay.max_attempts",
+     .type = CONFIG_INT,
+     .offset = FIELD(max_attempts),
+     .def_int = 10,
+     .min = 1,
+     .max = 1000000,
+     .env = {"OUTBOX_RELAY_MAX_ATTEMPTS"},
+     .desc = "entry-level failures (e.g. InternalFailure) before a row is dead-lettered; "
+             "outages, throttling and credential errors never count"},
+    {.key = "relay.ordering",
+     .type = CONFIG_STRING,
+     .offset = FIELD(ordering),
+     .def_str = "per_user",
+     .min = 1,
+     .max = 16,
+     .env = {"OUTBOX_RELAY_ORDERING"},
+     .check = CHECK_ORDERING,
+     .allowed = "per_user, none",
+     .desc = "per_user: a user's later event is never published while an earlier one is unsent "
+             "or in flight; none: no ordering, more throughput"},
     {.key = "log.level",
      .type = CONFIG_LOG_LEVEL,
      .offset = FIELD(log_level),
@@ -510,6 +540,12 @@ static or_status config_check_string(const config_setting *s, const char *v, con
                         "must not begin with \"aws.\" (AWS rejects custom events from aws.* "
                         "sources), got %s",
                         shown);
+            return OR_ERR;
+        }
+        break;
+    case CHECK_ORDERING:
+        if (strcmp(v, "per_user") != 0 && strcmp(v, "none") != 0) {
+            config_fail(err, o, s->key, "must be per_user or none, got %s", shown);
             return OR_ERR;
         }
         break;
@@ -1033,6 +1069,21 @@ static or_status config_finish(relay_config *cfg, config_purpose purpose, or_err
                      "relay.retry_base_ms (%d, %s) must not be greater than relay.retry_cap_ms "
                      "(%d, %s)",
                      base, from_base, cap, from_cap);
+        return OR_ERR;
+    }
+
+    int http_timeout = config_int(cfg, "relay.http_timeout_ms");
+    int claim_timeout = config_int(cfg, "relay.claim_timeout_ms");
+    if (http_timeout + 1000 > claim_timeout) {
+        char from_http[512], from_claim[512];
+        config_origin_text(&cfg->sources->v[config_index("relay.http_timeout_ms")], from_http,
+                           sizeof(from_http));
+        config_origin_text(&cfg->sources->v[config_index("relay.claim_timeout_ms")], from_claim,
+                           sizeof(from_claim));
+        or_error_set(err,
+                     "relay.claim_timeout_ms (%d, %s) must exceed relay.http_timeout_ms (%d, %s) "
+                     "by at least 1000: a publish must finish before PostgreSQL breaks the claim",
+                     claim_timeout, from_claim, http_timeout, from_http);
         return OR_ERR;
     }
 

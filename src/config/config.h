@@ -57,6 +57,9 @@ typedef struct relay_config {
     int retry_cap_ms;        /* row backoff cap, default 60000 */
     int reconnect_max_ms;    /* database reconnect backoff cap, default 10000 */
     int shutdown_timeout_ms; /* grace for in-flight work on SIGTERM, default 5000 */
+    int claim_timeout_ms;    /* a stalled replica's claim is broken after this, default 15000 */
+    int max_attempts;        /* entry-level failures before a row is dead, default 10 */
+    char *ordering;          /* "per_user" (default) or "none" */
 
     /* logging */
     log_level log_level; /* default info */

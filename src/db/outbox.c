@@ -30,31 +30,67 @@ typedef struct outbox_stmt {
     int nparams;
 } outbox_stmt;
 
-enum { STMT_CLAIM, STMT_SENT, STMT_RETRY, STMT_NEXT_READY, STMT_COUNT };
+enum {
+    STMT_CLAIM,
+    STMT_CLAIM_ORDERED,
+    STMT_INFLIGHT,
+    STMT_SENT,
+    STMT_RETRY,
+    STMT_NEXT_READY,
+    STMT_COUNT
+};
 
 static const outbox_stmt outbox_stmts[STMT_COUNT] = {
     [STMT_CLAIM] = {"outbox_claim",
                     "SELECT id, event_id, aggregate_id, event_type, payload::text,"
-                    " (extract(epoch from occurred_at) * 1000)::bigint, attempts"
+                    " (extract(epoch from occurred_at) * 1000)::bigint, attempts, entry_failures"
                     " FROM outbox_relay.outbox"
                     " WHERE state = 'pending'"
                     " AND (next_attempt_at IS NULL OR next_attempt_at <= now())"
                     " ORDER BY id LIMIT $1::int FOR UPDATE SKIP LOCKED",
                     1},
+    /*
+     * Per-user order: only a user's earliest pending row is claimable. A row
+     * claimed by another replica is still pending (its transaction has not
+     * committed), so that user's later rows stay put until it is marked sent
+     * or dead. Retries in backoff hold back their user the same way.
+     */
+    [STMT_CLAIM_ORDERED] = {"outbox_claim_ordered",
+                            "SELECT o.id, o.event_id, o.aggregate_id, o.event_type,"
+                            " o.payload::text,"
+                            " (extract(epoch from o.occurred_at) * 1000)::bigint, o.attempts,"
+                            " o.entry_failures"
+                            " FROM outbox_relay.outbox o"
+                            " WHERE o.state = 'pending'"
+                            " AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= now())"
+                            " AND NOT EXISTS (SELECT 1 FROM outbox_relay.outbox e"
+                            "  WHERE e.aggregate_id = o.aggregate_id AND e.state = 'pending'"
+                            "  AND e.id < o.id)"
+                            " ORDER BY o.id LIMIT $1::int FOR UPDATE OF o SKIP LOCKED",
+                            1},
+    /* Shows the claim in pg_stat_activity for `outbox-relay status`; ends with the tx. */
+    [STMT_INFLIGHT] = {"outbox_inflight",
+                       "SELECT set_config('application_name', 'outbox-relay inflight=' || $1,"
+                       " true)",
+                       1},
     [STMT_SENT] = {"outbox_mark_sent",
                    "UPDATE outbox_relay.outbox"
                    " SET state = 'sent', sent_at = now(), attempts = attempts + 1"
                    " WHERE id = ANY($1::bigint[]) AND state = 'pending'",
                    1},
+    /* Failed rows: back to pending with a backoff, or dead (delay_ms < 0). */
     [STMT_RETRY] = {"outbox_mark_retry",
                     "UPDATE outbox_relay.outbox o"
                     " SET attempts = o.attempts + 1,"
-                    " next_attempt_at = now() + r.delay_ms * interval '1 millisecond',"
+                    " entry_failures = o.entry_failures + CASE WHEN r.entry THEN 1 ELSE 0 END,"
+                    " state = CASE WHEN r.delay_ms < 0 THEN 'dead' ELSE 'pending' END,"
+                    " next_attempt_at = CASE WHEN r.delay_ms < 0 THEN NULL"
+                    "  ELSE now() + r.delay_ms * interval '1 millisecond' END,"
                     " last_error_code = r.code, last_error_message = r.message"
-                    " FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[])"
-                    " AS r(id, delay_ms, code, message)"
+                    " FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[],"
+                    " $5::bool[]) AS r(id, delay_ms, code, message, entry)"
                     " WHERE o.id = r.id AND o.state = 'pending'",
-                    4},
+                    5},
     [STMT_NEXT_READY] = {"outbox_next_ready",
                          "SELECT ceil(extract(epoch from"
                          " min(coalesce(next_attempt_at, now())) - now()) * 1000)::bigint"
@@ -157,7 +193,7 @@ void outbox_release(db_conn *c)
     PQclear(res);
 }
 
-or_status outbox_claim(db_conn *c, int limit, outbox_batch **out, or_error *err)
+or_status outbox_claim(db_conn *c, int limit, outbox_order order, outbox_batch **out, or_error *err)
 {
     or_status st = OR_ERR;
     PGresult *res = NULL;
@@ -183,11 +219,12 @@ or_status outbox_claim(db_conn *c, int limit, outbox_batch **out, or_error *err)
     in_tx = true;
 
     snprintf(limit_s, sizeof(limit_s), "%d", limit);
-    res = PQexecPrepared(pg, outbox_stmts[STMT_CLAIM].name, 1, params, NULL, NULL, 0);
+    int stmt = order == OUTBOX_ORDER_PER_USER ? STMT_CLAIM_ORDERED : STMT_CLAIM;
+    res = PQexecPrepared(pg, outbox_stmts[stmt].name, 1, params, NULL, NULL, 0);
     if (!outbox_result_ok(pg, res, PGRES_TUPLES_OK, "claim: selecting ready rows", err))
         goto out;
-    if (PQnfields(res) != 7) {
-        or_error_set(err, "claim: expected 7 columns, got %d", PQnfields(res));
+    if (PQnfields(res) != 8) {
+        or_error_set(err, "claim: expected 8 columns, got %d", PQnfields(res));
         goto out;
     }
 
@@ -206,8 +243,8 @@ or_status outbox_claim(db_conn *c, int limit, outbox_batch **out, or_error *err)
     b->rows = xcalloc((size_t)n, sizeof(*b->rows));
     for (int i = 0; i < n; i++) {
         outbox_row *r = &b->rows[i];
-        long long attempts = 0;
-        for (int f = 0; f < 7; f++) {
+        long long attempts = 0, entry_failures = 0;
+        for (int f = 0; f < 8; f++) {
             if (PQgetisnull(res, i, f)) {
                 or_error_set(err, "claim: outbox row %s has NULL in column %s",
                              PQgetvalue(res, i, 0), PQfname(res, f));
@@ -217,11 +254,14 @@ or_status outbox_claim(db_conn *c, int limit, outbox_batch **out, or_error *err)
         if (outbox_parse_ll(PQgetvalue(res, i, 0), &r->id) != OR_OK ||
             outbox_parse_ll(PQgetvalue(res, i, 5), &r->occurred_at_ms) != OR_OK ||
             outbox_parse_ll(PQgetvalue(res, i, 6), &attempts) != OR_OK || attempts < 0 ||
-            attempts > INT32_MAX) {
+            attempts > INT32_MAX ||
+            outbox_parse_ll(PQgetvalue(res, i, 7), &entry_failures) != OR_OK ||
+            entry_failures < 0 || entry_failures > INT32_MAX) {
             or_error_set(err, "claim: outbox row %s has a malformed number", PQgetvalue(res, i, 0));
             goto out;
         }
         r->attempts = (int)attempts;
+        r->entry_failures = (int)entry_failures;
         r->event_id = PQgetvalue(res, i, 1);
         r->aggregate_id = PQgetvalue(res, i, 2);
         r->event_type = PQgetvalue(res, i, 3);
@@ -230,6 +270,10 @@ or_status outbox_claim(db_conn *c, int limit, outbox_batch **out, or_error *err)
     b->n = (size_t)n;
     b->priv = res;
     res = NULL;
+    snprintf(limit_s, sizeof(limit_s), "%d", n);
+    res = PQexecPrepared(pg, outbox_stmts[STMT_INFLIGHT].name, 1, params, NULL, NULL, 0);
+    if (!outbox_result_ok(pg, res, PGRES_TUPLES_OK, "claim: recording the claim size", err))
+        goto out;
     in_tx = false; /* left open on purpose: the claim */
     *out = b;
     b = NULL;
@@ -322,7 +366,7 @@ or_status outbox_complete(db_conn *c, const outbox_batch *batch, const outbox_ou
                           or_error *err)
 {
     or_status st = OR_ERR;
-    strbuf sent, ids, delays, codes, msgs;
+    strbuf sent, ids, delays, codes, msgs, entry;
     long long nsent = 0, nretry = 0;
     PGresult *res = NULL;
 
@@ -331,6 +375,7 @@ or_status outbox_complete(db_conn *c, const outbox_batch *batch, const outbox_ou
     strbuf_init(&delays, OUTBOX_ARRAY_MAX);
     strbuf_init(&codes, OUTBOX_ARRAY_MAX);
     strbuf_init(&msgs, OUTBOX_ARRAY_MAX);
+    strbuf_init(&entry, OUTBOX_ARRAY_MAX);
 
     PGconn *pg = outbox_pg(c, "complete", err);
     if (pg == NULL)
@@ -351,15 +396,17 @@ or_status outbox_complete(db_conn *c, const outbox_batch *batch, const outbox_ou
         if (o->kind == OUTBOX_SENT) {
             ok = strbuf_printf(&sent, "%s%lld", nsent ? "," : "{", id) == OR_OK;
             nsent++;
-        } else if (o->kind == OUTBOX_RETRY) {
+        } else if (o->kind == OUTBOX_RETRY || o->kind == OUTBOX_DEAD) {
             const char *sep = nretry ? "," : "{";
-            long long delay = o->delay_ms > 0 ? o->delay_ms : 0;
+            long long delay = o->kind == OUTBOX_DEAD ? -1 : o->delay_ms > 0 ? o->delay_ms : 0;
             ok = strbuf_printf(&ids, "%s%lld", sep, id) == OR_OK &&
                  strbuf_printf(&delays, "%s%lld", sep, delay) == OR_OK &&
                  strbuf_puts(&codes, sep) == OR_OK &&
                  outbox_array_text(&codes, o->error_code, OUTBOX_ERROR_CODE_MAX) == OR_OK &&
                  strbuf_puts(&msgs, sep) == OR_OK &&
-                 outbox_array_text(&msgs, o->error_message, OUTBOX_ERROR_MESSAGE_MAX) == OR_OK;
+                 outbox_array_text(&msgs, o->error_message, OUTBOX_ERROR_MESSAGE_MAX) == OR_OK &&
+                 strbuf_puts(&entry, sep) == OR_OK &&
+                 strbuf_puts(&entry, o->entry_failure ? "t" : "f") == OR_OK;
             nretry++;
         } else {
             or_error_set(err, "complete: unknown outcome %d for outbox row %lld", (int)o->kind, id);
@@ -383,13 +430,14 @@ or_status outbox_complete(db_conn *c, const outbox_batch *batch, const outbox_ou
     }
     if (nretry > 0) {
         if (strbuf_putc(&ids, '}') != OR_OK || strbuf_putc(&delays, '}') != OR_OK ||
-            strbuf_putc(&codes, '}') != OR_OK || strbuf_putc(&msgs, '}') != OR_OK) {
+            strbuf_putc(&codes, '}') != OR_OK || strbuf_putc(&msgs, '}') != OR_OK ||
+            strbuf_putc(&entry, '}') != OR_OK) {
             or_error_set(err, "complete: batch of %zu outcomes is too large", batch->n);
             goto out;
         }
-        const char *params[4] = {strbuf_cstr(&ids), strbuf_cstr(&delays), strbuf_cstr(&codes),
-                                 strbuf_cstr(&msgs)};
-        if (outbox_update(pg, STMT_RETRY, 4, params, nretry, "complete: scheduling retries", err) !=
+        const char *params[5] = {strbuf_cstr(&ids), strbuf_cstr(&delays), strbuf_cstr(&codes),
+                                 strbuf_cstr(&msgs), strbuf_cstr(&entry)};
+        if (outbox_update(pg, STMT_RETRY, 5, params, nretry, "complete: scheduling retries", err) !=
             OR_OK)
             goto out;
     }
@@ -411,6 +459,7 @@ out:
     strbuf_free(&delays);
     strbuf_free(&codes);
     strbuf_free(&msgs);
+    strbuf_free(&entry);
     return st;
 }
 

@@ -26,7 +26,8 @@ typedef struct outbox_row {
     const char *event_type;   /* "created" | "updated" | "deleted" */
     const char *payload;      /* jsonb text: the allow-listed columns */
     long long occurred_at_ms; /* epoch ms */
-    int attempts;             /* failed attempts so far */
+    int attempts;             /* publish attempts so far (any failure) */
+    int entry_failures;       /* failures that were this entry's own */
 } outbox_row;
 
 typedef struct outbox_batch {
@@ -38,21 +39,34 @@ typedef struct outbox_batch {
 typedef enum outbox_outcome_kind {
     OUTBOX_SENT = 0,  /* accepted by EventBridge */
     OUTBOX_RETRY = 1, /* stays pending; attempts+1; next try after delay_ms */
+    OUTBOX_DEAD = 2,  /* dead-lettered: attempts+1, error stored; `requeue` revives it */
 } outbox_outcome_kind;
 
 typedef struct outbox_outcome {
     outbox_outcome_kind kind;
     long long delay_ms;        /* RETRY: backoff before the next attempt */
-    const char *error_code;    /* RETRY: last error code (stored) */
-    const char *error_message; /* RETRY: last error message (stored) */
+    const char *error_code;    /* RETRY/DEAD: last error code (stored) */
+    const char *error_message; /* RETRY/DEAD: last error message (stored) */
+    bool entry_failure;        /* RETRY/DEAD: the failure was the entry's own (counts toward
+                                  relay.max_attempts) */
 } outbox_outcome;
+
+typedef enum outbox_order {
+    OUTBOX_ORDER_NONE = 0,     /* any ready row, in id order */
+    OUTBOX_ORDER_PER_USER = 1, /* only each user's earliest pending row */
+} outbox_order;
 
 /*
  * Claims up to limit ready rows (pending, next_attempt_at <= now()) in id
- * order. With rows, the claim transaction is left open; with none, it is
- * committed and (*out)->n == 0. Free the batch with outbox_batch_free().
+ * order; with OUTBOX_ORDER_PER_USER only rows with no earlier pending row of
+ * the same aggregate (so a user's later event never overtakes an earlier one
+ * that is unsent, retrying or claimed by another replica). With rows, the
+ * claim transaction is left open and application_name shows
+ * "outbox-relay inflight=N" until it ends; with none, it is committed and
+ * (*out)->n == 0. Free the batch with outbox_batch_free().
  */
-or_status outbox_claim(db_conn *c, int limit, outbox_batch **out, or_error *err) OR_MUST_CHECK;
+or_status outbox_claim(db_conn *c, int limit, outbox_order order, outbox_batch **out,
+                       or_error *err) OR_MUST_CHECK;
 
 /* Records outcomes[i] for batch->rows[i] and commits the claim transaction. */
 or_status outbox_complete(db_conn *c, const outbox_batch *batch, const outbox_outcome *outcomes,

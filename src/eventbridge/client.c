@@ -252,8 +252,8 @@ static void eb_call_finish(eb_client *c, const eb_call *call, const http_request
         for (size_t k = 0; k < call->count; k++)
             eb_set_result(&batch[k], EB_RETRYABLE, hr->timed_out ? "Timeout" : "ConnectionError",
                           hr->transport_error);
-        log_warn("putevents request failed: entries=%zu transport error: %s", call->count,
-                 hr->transport_error);
+        log_debug("putevents request failed: entries=%zu transport error: %s", call->count,
+                  hr->transport_error);
     } else {
         if (putevents_parse_reply(hr->status, hr->error_type, strbuf_cstr(&hr->response_body),
                                   hr->response_body.len, call->count, batch, &perr) != OR_OK) {
@@ -263,12 +263,12 @@ static void eb_call_finish(eb_client *c, const eb_call *call, const http_request
         }
         if (hr->status < 200 || hr->status >= 300) {
             request_failed = true;
-            log_warn("putevents request failed: status=%ld code=%s request_id=%s entries=%zu: %s",
-                     hr->status, batch[0].error_code, hr->request_id, call->count,
-                     batch[0].error_message);
+            log_debug("putevents request failed: status=%ld code=%s request_id=%s entries=%zu: %s",
+                      hr->status, batch[0].error_code, hr->request_id, call->count,
+                      batch[0].error_message);
         } else if (strcmp(batch[0].error_code, "InvalidReply") == 0) {
-            log_warn("putevents reply not understood status=%ld request_id=%s: %s", hr->status,
-                     hr->request_id, batch[0].error_message);
+            log_debug("putevents reply not understood status=%ld request_id=%s: %s", hr->status,
+                      hr->request_id, batch[0].error_message);
         }
     }
     if (request_failed)
@@ -282,8 +282,9 @@ static void eb_call_finish(eb_client *c, const eb_call *call, const http_request
     }
 }
 
-or_status eb_client_publish(eb_client *c, const eb_entry *entries, size_t n, eb_result *results,
-                            volatile sig_atomic_t *abort_flag, long grace_ms, or_error *err)
+static or_status eb_publish_round(eb_client *c, const eb_entry *entries, size_t n,
+                                  eb_result *results, volatile sig_atomic_t *abort_flag,
+                                  long grace_ms, or_error *err)
 {
     or_status st = OR_OK;
     size_t *request_of = NULL;
@@ -314,6 +315,7 @@ or_status eb_client_publish(eb_client *c, const eb_entry *entries, size_t n, eb_
             snprintf(msg, sizeof(msg), "entry is %zu bytes, over the request limit of %zu bytes",
                      eb_entry_size(&entries[i]), c->max_bytes);
             eb_set_result(&results[i], EB_PERMANENT, "EntryTooLarge", msg);
+            results[i].entry_level = true;
             too_large++;
             continue;
         }
@@ -376,4 +378,83 @@ out:
     free(order);
     free(request_of);
     return st;
+}
+
+/* Whole-request error codes that say the request's content was bad, not our
+ * credentials, permissions or the service: some entry in it is to blame. */
+static bool eb_blames_entries(const char *code)
+{
+    static const char *const codes[] = {"ValidationException", "SerializationException",
+                                        "InvalidArgument", "MalformedDetail",
+                                        "InvalidParameterValue"};
+    for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+        if (strcmp(code, codes[i]) == 0)
+            return true;
+    return false;
+}
+
+static bool eb_needs_isolation(const eb_result *r)
+{
+    return r->outcome == EB_PERMANENT && !r->entry_level && eb_blames_entries(r->error_code);
+}
+
+or_status eb_client_publish(eb_client *c, const eb_entry *entries, size_t n, eb_result *results,
+                            volatile sig_atomic_t *abort_flag, long grace_ms, or_error *err)
+{
+    or_status st = eb_publish_round(c, entries, n, results, abort_flag, grace_ms, err);
+    if (st != OR_OK)
+        return st;
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (eb_needs_isolation(&results[i]))
+            m++;
+    if (m == 0)
+        return OR_OK;
+    if (c->max_entries == 1) {
+        for (size_t i = 0; i < n; i++)
+            if (eb_needs_isolation(&results[i]))
+                results[i].entry_level = true;
+        return OR_OK;
+    }
+
+    /*
+     * A request refused as a whole for its content does not say which entry
+     * was at fault: send each of its entries alone, so only the guilty ones
+     * are dead-lettered and the rest go through.
+     */
+    size_t *idx = xcalloc(m, sizeof(*idx));
+    eb_entry *sub = xcalloc(m, sizeof(*sub));
+    eb_result *subres = xcalloc(m, sizeof(*subres));
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (eb_needs_isolation(&results[i])) {
+            idx[k] = i;
+            sub[k] = entries[i];
+            k++;
+        }
+    size_t saved = c->max_entries;
+    c->max_entries = 1;
+    or_error e2 = {{0}};
+    or_status st2 = eb_publish_round(c, sub, m, subres, abort_flag, grace_ms, &e2);
+    c->max_entries = saved;
+    for (k = 0; k < m; k++) {
+        eb_result *r = &results[idx[k]];
+        if (st2 != OR_OK) {
+            /* could not isolate: keep the row pending rather than blame it */
+            r->outcome = EB_RETRYABLE;
+            continue;
+        }
+        *r = subres[k];
+        if (eb_needs_isolation(r))
+            r->entry_level = true;
+    }
+    free(idx);
+    free(sub);
+    free(subres);
+    return OR_OK;
+}
+
+void eb_client_set_deadline(eb_client *c, int64_t deadline_mono_ms)
+{
+    http_client_set_deadline(c->http, deadline_mono_ms);
 }

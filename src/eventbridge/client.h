@@ -8,6 +8,7 @@
 
 #include <signal.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "aws/credentials.h"
 #include "common/error.h"
@@ -35,13 +36,23 @@ void eb_client_free(eb_client *c);
  * order). Entries are packed in order into requests of at most
  * max_entries_per_request entries and max_request_bytes; an entry that alone
  * exceeds max_request_bytes gets EB_PERMANENT "EntryTooLarge" without being
- * sent. Transport failures become EB_RETRYABLE results. Returns OR_ERR only
+ * sent. Transport failures become EB_RETRYABLE results. When a request is
+ * refused as a whole for its content (ValidationException and the like), its
+ * entries are sent again one per request so the error lands on the guilty
+ * entry only (results[i].entry_level tells whether an error is the entry's
+ * own). Returns OR_ERR only
  * when nothing could be attempted (e.g. no credentials); then err says why
  * and every result is EB_RETRYABLE.
  */
 or_status eb_client_publish(eb_client *c, const eb_entry *entries, size_t n, eb_result *results,
                             volatile sig_atomic_t *abort_flag, long grace_ms,
                             or_error *err) OR_MUST_CHECK;
+
+/*
+ * No request starts after this monotonic time (clock_mono_ms(); 0 = none)
+ * and requests still running then are abandoned as transport failures.
+ */
+void eb_client_set_deadline(eb_client *c, int64_t deadline_mono_ms);
 
 /* Counters since creation, for logs and (later) metrics. */
 typedef struct eb_client_stats {

@@ -345,6 +345,7 @@ static void parse_success(const char *body, size_t body_len, size_t n, eb_result
                 msg_len = 0;
             }
             set_result(&results[i], outcome, throttled, norm, msg, msg_len);
+            results[i].entry_level = true;
             failed++;
         } else {
             snprintf(why, sizeof(why), "reply entry %zu has neither EventId nor ErrorCode", i);

@@ -21,6 +21,8 @@ typedef enum eb_outcome {
 typedef struct eb_result {
     eb_outcome outcome;
     bool throttled;          /* the failure was throttling (slow down) */
+    bool entry_level;        /* the error is this entry's own (an ErrorCode in a 200 reply,
+                                or EntryTooLarge), not the request's or the transport's */
     char event_id[80];       /* when accepted */
     char error_code[80];     /* e.g. "InternalFailure", "HTTP500", "Timeout" */
     char error_message[256]; /* AWS message or transport error; no secrets */

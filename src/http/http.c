@@ -17,6 +17,7 @@ struct http_client {
     CURL **pool; /* one easy handle per concurrency slot, created on first use */
     struct http_xfer *slots;
     http_client_options opts;
+    int64_t deadline_ms; /* monotonic; 0 = none (see http_client_set_deadline) */
 };
 
 /* One concurrency slot: the request it is running and that request's state. */
@@ -336,7 +337,15 @@ or_status http_client_perform(http_client *c, http_request *reqs, size_t n,
     for (size_t i = 0; i < c->opts.max_concurrency; i++)
         memset(&c->slots[i], 0, sizeof(c->slots[i]));
 
+    bool expired = false;
     for (;;) {
+        if (c->deadline_ms > 0 && clock_mono_ms() >= c->deadline_ms) {
+            /* the caller's claim is about to lapse: nothing may be sent after it */
+            http_abandon_running(c, "request abandoned: the claim deadline passed");
+            running = 0;
+            expired = true;
+            break;
+        }
         if (!aborting && abort_flag != NULL && *abort_flag) {
             aborting = true;
             abandon_at = clock_mono_ms() + (grace_ms > 0 ? grace_ms : 0);
@@ -370,6 +379,11 @@ or_status http_client_perform(http_client *c, http_request *reqs, size_t n,
             break;
 
         long wait_ms = HTTP_POLL_MS;
+        if (c->deadline_ms > 0) {
+            int64_t left = c->deadline_ms - clock_mono_ms();
+            if (left < wait_ms)
+                wait_ms = left > 0 ? (long)left : 0;
+        }
         if (aborting) {
             int64_t left = abandon_at - clock_mono_ms();
             if (left <= 0) {
@@ -392,7 +406,13 @@ out:
     http_abandon_running(c, "request abandoned after a libcurl failure");
     for (size_t i = next; i < n; i++)
         http_fail(&reqs[i], false,
-                  aborting ? "request not sent: shutdown requested"
-                           : "request not sent: libcurl failure");
+                  expired    ? "request not sent: the claim deadline passed"
+                  : aborting ? "request not sent: shutdown requested"
+                             : "request not sent: libcurl failure");
     return st;
+}
+
+void http_client_set_deadline(http_client *c, int64_t deadline_mono_ms)
+{
+    c->deadline_ms = deadline_mono_ms;
 }

@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/error.h"
 #include "common/strbuf.h"
@@ -55,6 +56,14 @@ void http_client_free(http_client *c);
 or_status http_client_perform(http_client *c, http_request *reqs, size_t n,
                               volatile sig_atomic_t *abort_flag, long grace_ms,
                               or_error *err) OR_MUST_CHECK;
+
+/*
+ * Sets a monotonic deadline (clock_mono_ms(); 0 = none) for later perform()
+ * calls: no request starts after it and requests still running then are
+ * abandoned (transport failures). The relay uses it so nothing is sent after
+ * its claim on the rows could have lapsed.
+ */
+void http_client_set_deadline(http_client *c, int64_t deadline_mono_ms);
 
 /* Frees the response buffers of a request array (not the array). */
 void http_requests_clear(http_request *reqs, size_t n);

@@ -15,6 +15,7 @@
 #include "eventbridge/client.h"
 #include "relay/backoff.h"
 #include "relay/mapping.h"
+#include "relay/send_rate.h"
 
 /* A Detail larger than this cannot be sent under any configuration. */
 #define RELAY_MAX_DETAIL_BYTES (1024 * 1024 + 1024)
@@ -29,6 +30,8 @@ struct relay {
     credentials_provider *creds;
     eb_client *eb;
     mapping_options map;
+    outbox_order order;
+    send_rate rate;
     relay_stats stats;
     char db_label[256]; /* conninfo with the password redacted */
 
@@ -98,10 +101,12 @@ relay *relay_new(const relay_config *cfg, or_error *err)
         .conninfo = cfg->database_url,
         .application_name = "outbox-relay",
         .connect_timeout_s = 5,
-        .claim_timeout_ms = 0,
+        .claim_timeout_ms = cfg->claim_timeout_ms,
         .listen = true,
     };
     r->db = db_conn_new(&dbo);
+    r->order = strcmp(cfg->ordering, "none") == 0 ? OUTBOX_ORDER_NONE : OUTBOX_ORDER_PER_USER;
+    send_rate_init(&r->rate);
     return r;
 
 fail:
@@ -217,8 +222,8 @@ static void summary_tick(relay *r, bool force)
     if (!force && span < RELAY_SUMMARY_MS)
         return;
     if (r->summary_published > 0 || r->summary_failed > 0)
-        log_info("published %llu events in %.1f s (%llu failed attempts, left pending for retry)",
-                 r->summary_published, (double)span / 1000.0, r->summary_failed);
+        log_info("published %llu events in %.1f s (%llu failed attempts)", r->summary_published,
+                 (double)span / 1000.0, r->summary_failed);
     r->summary_start_ms = now;
     r->summary_published = 0;
     r->summary_failed = 0;
@@ -287,7 +292,8 @@ static void db_failed(relay *r, const char *what, const or_error *e, volatile si
     interruptible_sleep(stop, wake_fd, r->cfg->poll_interval_ms);
 }
 
-static void process_batch(relay *r, outbox_batch *b, volatile sig_atomic_t *stop, int wake_fd)
+static void process_batch(relay *r, outbox_batch *b, int64_t claimed_at_ms,
+                          volatile sig_atomic_t *stop, int wake_fd)
 {
     const relay_config *cfg = r->cfg;
     ensure_capacity(r, b->n);
@@ -299,10 +305,11 @@ static void process_batch(relay *r, outbox_batch *b, volatile sig_atomic_t *stop
         r->messages[i][0] = '\0';
         if (mapping_build_entry(&b->rows[i], &r->map, &r->details[i], &r->entries[m], &e) !=
             OR_OK) {
-            /* A row that cannot become an entry is retried rarely and reported. */
-            warn_limited(r, "mapping", "%s", e.msg);
-            r->outcomes[i].kind = OUTBOX_RETRY;
-            r->outcomes[i].delay_ms = cfg->retry_cap_ms;
+            /* A row that cannot become an entry can never be published: dead-letter it. */
+            warn_limited(r, "mapping", "%s; the row is dead-lettered", e.msg);
+            r->outcomes[i].kind = OUTBOX_DEAD;
+            r->outcomes[i].delay_ms = 0;
+            r->outcomes[i].entry_failure = true;
             copy_trunc(r->codes[i], sizeof(r->codes[i]), "InvalidRow");
             copy_trunc(r->messages[i], sizeof(r->messages[i]), e.msg);
             continue;
@@ -310,17 +317,22 @@ static void process_batch(relay *r, outbox_batch *b, volatile sig_atomic_t *stop
         r->send_index[m++] = i;
     }
 
+    int64_t publish_start = clock_mono_ms();
     if (m > 0) {
         or_error e = {{0}};
+        /* Nothing may be sent once PostgreSQL could have broken the claim (a
+         * pause or a stall past relay.claim_timeout_ms): keep a second for
+         * recording the outcome. */
+        eb_client_set_deadline(r->eb, claimed_at_ms + cfg->claim_timeout_ms - 1000);
+        send_rate_consume(&r->rate, m, publish_start);
         if (eb_client_publish(r->eb, r->entries, m, r->results, stop, cfg->shutdown_timeout_ms,
                               &e) != OR_OK)
             warn_limited(r, "publish", "publishing failed: %s", e.msg);
     }
 
-    size_t accepted = 0, failed = 0;
+    size_t accepted = 0, failed = 0, dead = 0, throttled = 0;
     const char *first_code = NULL;
     const char *first_message = NULL;
-    bool any_permanent = false;
     for (size_t k = 0; k < m; k++) {
         size_t i = r->send_index[k];
         const eb_result *res = &r->results[k];
@@ -330,24 +342,45 @@ static void process_batch(relay *r, outbox_batch *b, volatile sig_atomic_t *stop
             continue;
         }
         failed++;
-        int attempt = b->rows[i].attempts + 1;
-        r->outcomes[i].kind = OUTBOX_RETRY;
-        /* Permanent errors wait the longest; a later issue dead-letters them. */
-        r->outcomes[i].delay_ms =
-            res->outcome == EB_PERMANENT
-                ? cfg->retry_cap_ms
-                : backoff_delay_ms(attempt, cfg->retry_base_ms, cfg->retry_cap_ms);
+        if (res->throttled)
+            throttled++;
+        const outbox_row *row = &b->rows[i];
+        r->outcomes[i].entry_failure = res->entry_level;
+        /*
+         * Dead-letter only what is the entry's own fault: a permanent
+         * per-entry error, or too many per-entry failures. Outages,
+         * throttling and credential errors retry forever with backoff.
+         */
+        bool is_dead =
+            res->entry_level && (res->outcome == EB_PERMANENT ||
+                                 (!res->throttled && row->entry_failures + 1 >= cfg->max_attempts));
+        if (is_dead) {
+            r->outcomes[i].kind = OUTBOX_DEAD;
+            r->outcomes[i].delay_ms = 0;
+            dead++;
+        } else {
+            r->outcomes[i].kind = OUTBOX_RETRY;
+            r->outcomes[i].delay_ms =
+                backoff_delay_ms(row->attempts + 1, cfg->retry_base_ms, cfg->retry_cap_ms);
+        }
         copy_trunc(r->codes[i], sizeof(r->codes[i]), res->error_code);
         copy_trunc(r->messages[i], sizeof(r->messages[i]), res->error_message);
         if (first_code == NULL) {
             first_code = res->error_code;
             first_message = res->error_message;
         }
-        if (res->outcome == EB_PERMANENT)
-            any_permanent = true;
     }
+    int64_t now = clock_mono_ms();
+    int rate_change = send_rate_observe(&r->rate, m, throttled, now - publish_start, now);
+    if (rate_change > 0)
+        warn_limited(r, "rate",
+                     "EventBridge is throttling: this replica slows down to %.0f "
+                     "entries/s and speeds up again while it is not throttled",
+                     r->rate.rate);
+    else if (rate_change < 0)
+        log_info("no longer throttled: send rate limit lifted");
     for (size_t i = 0; i < b->n; i++) {
-        if (r->outcomes[i].kind == OUTBOX_RETRY) {
+        if (r->outcomes[i].kind != OUTBOX_SENT) {
             r->outcomes[i].error_code = r->codes[i];
             r->outcomes[i].error_message = r->messages[i];
         } else {
@@ -359,16 +392,16 @@ static void process_batch(relay *r, outbox_batch *b, volatile sig_atomic_t *stop
         char key[96];
         snprintf(key, sizeof(key), "publish:%s", first_code);
         warn_limited(r, key,
-                     "%zu of %zu entries were not accepted (first error %s: %s); they stay "
-                     "pending and are retried with backoff%s",
-                     failed, m, first_code, first_message,
-                     any_permanent ? " (permanent errors wait retry_cap_ms)" : "");
+                     "%zu of %zu entries were not accepted (first error %s: %s); %zu "
+                     "dead-lettered, the rest stay pending and are retried with backoff",
+                     failed, m, first_code, first_message, dead);
     }
 
     or_error e = {{0}};
     if (outbox_complete(r->db, b, r->outcomes, &e) != OR_OK) {
         log_warn("could not record the outcome of a batch of %zu rows: %s; the claim is "
-                 "released and its rows will be published again with the same event ids",
+                 "lost or released, and rows not recorded as sent will be published again "
+                 "with the same event ids",
                  b->n, e.msg);
         outbox_release(r->db);
         if (!db_conn_ok(r->db))
@@ -378,6 +411,7 @@ static void process_batch(relay *r, outbox_batch *b, volatile sig_atomic_t *stop
     r->stats.batches++;
     r->stats.published += accepted;
     r->stats.failed += failed + (b->n - m);
+    r->stats.dead += dead + (b->n - m);
     r->summary_published += accepted;
     r->summary_failed += failed + (b->n - m);
     log_debug("batch of %zu rows: %zu published, %zu failed, %zu unmappable", b->n, accepted,
@@ -385,7 +419,7 @@ static void process_batch(relay *r, outbox_batch *b, volatile sig_atomic_t *stop
 
     /* Nothing got through: the endpoint is down or refusing us. Back off as
      * a whole so the relay does not walk the backlog at full speed. */
-    if (m > 0 && accepted == 0) {
+    if (m > 0 && accepted == 0 && dead < m) {
         r->failed_batches++;
         interruptible_sleep(
             stop, wake_fd,
@@ -414,7 +448,9 @@ static void idle_wait(relay *r, volatile sig_atomic_t *stop, int wake_fd)
         }
     }
     outbox_batch *b = NULL;
-    if (outbox_claim(r->db, r->cfg->batch_size, &b, &e) != OR_OK) {
+    int64_t claimed_at = clock_mono_ms();
+    if (outbox_claim(r->db, send_rate_batch_limit(&r->rate, r->cfg->batch_size), r->order, &b,
+                     &e) != OR_OK) {
         db_failed(r, "claim", &e, stop, wake_fd);
         return;
     }
@@ -425,7 +461,7 @@ static void idle_wait(relay *r, volatile sig_atomic_t *stop, int wake_fd)
             db_failed(r, "waiter unlock", &e, stop, wake_fd);
             return;
         }
-        process_batch(r, b, stop, wake_fd);
+        process_batch(r, b, claimed_at, stop, wake_fd);
         outbox_batch_free(b);
         return;
     }
@@ -458,9 +494,16 @@ or_status relay_run(relay *r, volatile sig_atomic_t *stop, int wake_fd, or_error
     while (!*stop) {
         if (!db_conn_ok(r->db) && connect_db(r, stop, wake_fd) != OR_OK)
             break;
+        int64_t wait = send_rate_wait_ms(&r->rate, clock_mono_ms());
+        if (wait > 0) {
+            interruptible_sleep(stop, wake_fd, wait);
+            continue;
+        }
         or_error e = {{0}};
         outbox_batch *b = NULL;
-        if (outbox_claim(r->db, r->cfg->batch_size, &b, &e) != OR_OK) {
+        int64_t claimed_at = clock_mono_ms();
+        if (outbox_claim(r->db, send_rate_batch_limit(&r->rate, r->cfg->batch_size), r->order, &b,
+                         &e) != OR_OK) {
             db_failed(r, "claim", &e, stop, wake_fd);
             continue;
         }
@@ -469,14 +512,15 @@ or_status relay_run(relay *r, volatile sig_atomic_t *stop, int wake_fd, or_error
             idle_wait(r, stop, wake_fd);
             continue;
         }
-        process_batch(r, b, stop, wake_fd);
+        process_batch(r, b, claimed_at, stop, wake_fd);
         outbox_batch_free(b);
         summary_tick(r, false);
     }
     summary_tick(r, true);
     db_conn_close(r->db);
-    log_info("relay stopped: %llu events published, %llu failed attempts, %llu reconnects",
-             r->stats.published, r->stats.failed, r->stats.reconnects);
+    log_info("relay stopped: %llu events published, %llu failed attempts, %llu dead-lettered, "
+             "%llu reconnects",
+             r->stats.published, r->stats.failed, r->stats.dead, r->stats.reconnects);
     (void)err;
     return OR_OK;
 }

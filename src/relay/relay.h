@@ -35,6 +35,7 @@ typedef struct relay_stats {
     unsigned long long batches;
     unsigned long long published;
     unsigned long long failed;
+    unsigned long long dead;
     unsigned long long reconnects;
 } relay_stats;
 

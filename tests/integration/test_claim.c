@@ -73,7 +73,8 @@ static outbox_batch *claim(db_conn *c, int limit)
 {
     outbox_batch *b = NULL;
     or_error err = {{0}};
-    ck_assert_msg(outbox_claim(c, limit, &b, &err) == OR_OK, "claim: %s", err.msg);
+    ck_assert_msg(outbox_claim(c, limit, OUTBOX_ORDER_NONE, &b, &err) == OR_OK, "claim: %s",
+                  err.msg);
     ck_assert_ptr_nonnull(b);
     return b;
 }
@@ -112,6 +113,164 @@ static bool claim_uses_pending_index(db_conn *c, char *plan, size_t planlen)
     PQclear(res);
     return uses;
 }
+
+static outbox_batch *claim_ordered(db_conn *c, int limit)
+{
+    outbox_batch *b = NULL;
+    or_error err = {{0}};
+    ck_assert_msg(outbox_claim(c, limit, OUTBOX_ORDER_PER_USER, &b, &err) == OR_OK, "claim: %s",
+                  err.msg);
+    ck_assert_ptr_nonnull(b);
+    return b;
+}
+
+/* Outbox ids claimed for aggregate agg in batch b (at most 8), in order. */
+static int ids_of_user(const outbox_batch *b, const char *agg, long long *out)
+{
+    int n = 0;
+    for (size_t i = 0; i < b->n && n < 8; i++)
+        if (strcmp(b->rows[i].aggregate_id, agg) == 0)
+            out[n++] = b->rows[i].id;
+    return n;
+}
+
+START_TEST(test_ordered_claim_takes_only_each_users_earliest_pending_row)
+{
+    /* user 1: created + 3 updates (outbox ids 1,3,4,5); user 2: created (id 2) */
+    reset_with_users(2);
+    pg_harness_exec(pg, "UPDATE users SET email = 'a1' WHERE id = 1");
+    pg_harness_exec(pg, "UPDATE users SET email = 'a2' WHERE id = 1");
+    pg_harness_exec(pg, "UPDATE users SET email = 'a3' WHERE id = 1");
+    db_conn *a = relay_conn(false), *b = relay_conn(false);
+
+    outbox_batch *ba = claim_ordered(a, 100);
+    long long ids[8];
+    ck_assert_int_eq(ids_of_user(ba, "1", ids), 1);
+    ck_assert_int_eq(ids[0], 1);
+    ck_assert_int_eq(ids_of_user(ba, "2", ids), 1);
+    ck_assert_uint_eq(ba->n, 2);
+
+    /* while A holds user 1's first event, B may not take user 1's later ones */
+    outbox_batch *bb = claim_ordered(b, 100);
+    ck_assert_uint_eq(bb->n, 0);
+    outbox_batch_free(bb);
+
+    complete_all_sent(a, ba);
+    outbox_batch_free(ba);
+    bb = claim_ordered(b, 100);
+    ck_assert_uint_eq(bb->n, 1);
+    ck_assert_int_eq(bb->rows[0].id, 3);
+    ck_assert_int_eq(bb->rows[0].entry_failures, 0);
+
+    /* a retry in backoff holds its user back ... */
+    outbox_outcome oc = {.kind = OUTBOX_RETRY,
+                         .delay_ms = 60000,
+                         .error_code = "InternalFailure",
+                         .error_message = "x",
+                         .entry_failure = true};
+    or_error err = {{0}};
+    ck_assert_msg(outbox_complete(b, bb, &oc, &err) == OR_OK, "%s", err.msg);
+    outbox_batch_free(bb);
+    bb = claim_ordered(b, 100);
+    ck_assert_uint_eq(bb->n, 0);
+    outbox_batch_free(bb);
+    ck_assert_int_eq(pg_harness_scalar(pg, "SELECT entry_failures FROM outbox_relay.outbox "
+                                           "WHERE id = 3"),
+                     1);
+
+    /* ... until it is dead-lettered: then the user's next event may go */
+    pg_harness_exec(pg, "UPDATE outbox_relay.outbox SET next_attempt_at = NULL WHERE id = 3");
+    bb = claim_ordered(b, 100);
+    ck_assert_uint_eq(bb->n, 1);
+    ck_assert_int_eq(bb->rows[0].id, 3);
+    oc.kind = OUTBOX_DEAD;
+    oc.error_code = "MalformedDetail";
+    ck_assert_msg(outbox_complete(b, bb, &oc, &err) == OR_OK, "%s", err.msg);
+    outbox_batch_free(bb);
+    ck_assert_int_eq(pg_harness_scalar(pg, "SELECT count(*) FROM outbox_relay.outbox WHERE id = 3"
+                                           " AND state = 'dead' AND next_attempt_at IS NULL"
+                                           " AND last_error_code = 'MalformedDetail'"
+                                           " AND entry_failures = 2 AND attempts = 2"),
+                     1);
+    bb = claim_ordered(b, 100);
+    ck_assert_uint_eq(bb->n, 1);
+    ck_assert_int_eq(bb->rows[0].id, 4);
+
+    /* the unordered claim does not hold users back */
+    outbox_batch *bn = claim(a, 100);
+    ck_assert_uint_eq(bn->n, 1);
+    ck_assert_int_eq(bn->rows[0].id, 5);
+    outbox_release(a);
+    outbox_batch_free(bn);
+    outbox_release(b);
+    outbox_batch_free(bb);
+    db_conn_free(a);
+    db_conn_free(b);
+}
+END_TEST
+
+START_TEST(test_claim_shows_its_size_in_application_name_until_it_ends)
+{
+    reset_with_users(7);
+    db_conn *a = relay_conn(false);
+    outbox_batch *b = claim_ordered(a, 100);
+    ck_assert_uint_eq(b->n, 7);
+    ck_assert_int_eq(pg_harness_scalar(pg, "SELECT count(*) FROM pg_stat_activity WHERE "
+                                           "application_name = 'outbox-relay inflight=7'"),
+                     1);
+    complete_all_sent(a, b);
+    outbox_batch_free(b);
+    ck_assert_int_eq(pg_harness_scalar(pg, "SELECT count(*) FROM pg_stat_activity WHERE "
+                                           "application_name LIKE 'outbox-relay inflight=%'"),
+                     0);
+    db_conn_free(a);
+}
+END_TEST
+
+START_TEST(test_a_stalled_claim_is_broken_after_the_claim_timeout)
+{
+    reset_with_users(5);
+    db_conn_options o = {.conninfo = pg_harness_conninfo(pg), .claim_timeout_ms = 1000};
+    db_conn *stalled = db_conn_new(&o);
+    or_error err = {{0}};
+    ck_assert_msg(db_conn_connect(stalled, &err) == OR_OK, "%s", err.msg);
+    outbox_batch *b = claim_ordered(stalled, 100);
+    ck_assert_uint_eq(b->n, 5);
+
+    db_conn *other = relay_conn(false);
+    outbox_batch *none = claim_ordered(other, 100);
+    ck_assert_uint_eq(none->n, 0);
+    outbox_batch_free(none);
+
+    long long t0 = now_ms();
+    outbox_batch *taken = NULL;
+    while (now_ms() - t0 < 5000) {
+        taken = claim_ordered(other, 100);
+        if (taken->n > 0)
+            break;
+        outbox_batch_free(taken);
+        taken = NULL;
+        usleep(50 * 1000);
+    }
+    long long took = now_ms() - t0;
+    ck_assert_msg(taken != NULL && taken->n == 5, "rows not taken over within 5 s");
+    ck_assert_msg(took >= 800 && took < 3000, "took over after %lld ms", took);
+    complete_all_sent(other, taken);
+    outbox_batch_free(taken);
+
+    /* the stalled replica wakes up: it cannot mark or overwrite anything */
+    outbox_outcome oc[5];
+    for (int i = 0; i < 5; i++)
+        oc[i] = (outbox_outcome){.kind = OUTBOX_RETRY, .delay_ms = 0, .error_code = "X"};
+    ck_assert_int_eq(outbox_complete(stalled, b, oc, &err), OR_ERR);
+    ck_assert_int_eq(pg_harness_scalar(pg, "SELECT count(*) FROM outbox_relay.outbox "
+                                           "WHERE state = 'sent' AND last_error_code IS NULL"),
+                     5);
+    outbox_batch_free(b);
+    db_conn_free(stalled);
+    db_conn_free(other);
+}
+END_TEST
 
 START_TEST(test_claim_query_uses_the_partial_pending_index)
 {
@@ -615,6 +774,9 @@ static Suite *claim_suite(void)
     tcase_add_test(tc, test_connect_failure_names_the_server_but_not_the_password);
     tcase_add_test(tc, test_connect_accepts_a_url_and_db_exec_reports_server_errors);
     tcase_add_test(tc, test_server_restart_is_noticed_and_reconnect_works);
+    tcase_add_test(tc, test_ordered_claim_takes_only_each_users_earliest_pending_row);
+    tcase_add_test(tc, test_claim_shows_its_size_in_application_name_until_it_ends);
+    tcase_add_test(tc, test_a_stalled_claim_is_broken_after_the_claim_timeout);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -467,6 +467,19 @@ static const struct {
      0,
      {"relay.retry_base_ms (500, file ",
       "must not be greater than relay.retry_cap_ms (100, file "}},
+    {"claim timeout not above the http timeout (impossible combination)",
+     "relay:\n  http_timeout_ms: 20000\n  claim_timeout_ms: 15000\n",
+     0,
+     {"relay.claim_timeout_ms (15000, file ", "must exceed relay.http_timeout_ms (20000, file ",
+      "before PostgreSQL breaks the claim"}},
+    {"ordering neither per_user nor none",
+     "relay:\n  ordering: by_user\n",
+     2,
+     {"relay.ordering: must be per_user or none, got \"by_user\""}},
+    {"max_attempts zero",
+     "relay:\n  max_attempts: 0\n",
+     2,
+     {"relay.max_attempts: must be between 1 and 1000000, got 0"}},
 };
 
 START_TEST(bad_file_input_fails_with_file_line_key_and_reason)
@@ -712,7 +725,7 @@ START_TEST(print_shows_every_setting_with_its_source_in_table_order)
         ck_assert_msg(strstr(line, " = ") && strstr(line, "  # "), "bad line: %s", line);
         line = nl + 1;
     }
-    ck_assert_int_eq(lines, 20);
+    ck_assert_int_eq(lines, 23);
     free(out);
     config_free(cfg);
 }

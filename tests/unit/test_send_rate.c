@@ -1,0 +1,72 @@
+/* test_send_rate.c - the adaptive send rate: halves on throttling, recovers, paces batches. */
+#include <check.h>
+#include <stdlib.h>
+
+#include "relay/send_rate.h"
+
+START_TEST(unlimited_until_throttled)
+{
+    send_rate s;
+    send_rate_init(&s);
+    ck_assert_int_eq(send_rate_batch_limit(&s, 500), 500);
+    ck_assert_int_eq(send_rate_wait_ms(&s, 1000), 0);
+    send_rate_consume(&s, 500, 1000);
+    ck_assert_int_eq(send_rate_wait_ms(&s, 1000), 0);
+    ck_assert_int_eq(send_rate_observe(&s, 500, 0, 100, 1100), 0);
+    ck_assert(s.rate == 0.0);
+}
+END_TEST
+
+START_TEST(throttling_halves_the_achieved_rate_and_paces_batches)
+{
+    send_rate s;
+    send_rate_init(&s);
+    /* 1000 entries in 500 ms = 2000/s achieved, some throttled -> 1000/s */
+    ck_assert_int_eq(send_rate_observe(&s, 1000, 10, 500, 10000), 1);
+    ck_assert(s.rate > 999.0 && s.rate < 1001.0);
+    ck_assert_int_eq(send_rate_batch_limit(&s, 5000), 500); /* half a second */
+    ck_assert_int_eq(send_rate_batch_limit(&s, 100), 100);
+    send_rate_consume(&s, 500, 10000);
+    ck_assert_int_eq(send_rate_wait_ms(&s, 10000), 500);
+    ck_assert_int_eq(send_rate_wait_ms(&s, 10400), 100);
+    /* throttled again: halves again, never below the floor */
+    ck_assert_int_eq(send_rate_observe(&s, 500, 500, 500, 10500), 1);
+    ck_assert(s.rate > 499.0 && s.rate < 501.0);
+    for (int i = 0; i < 40; i++)
+        send_rate_observe(&s, 1, 1, 1000, 11000 + i);
+    ck_assert(s.rate >= SEND_RATE_MIN_PER_S);
+    ck_assert_int_ge(send_rate_batch_limit(&s, 500), 1);
+}
+END_TEST
+
+START_TEST(rate_recovers_without_throttling_and_the_limit_is_lifted)
+{
+    send_rate s;
+    send_rate_init(&s);
+    send_rate_observe(&s, 100, 100, 1000, 0); /* 100/s achieved -> 50/s */
+    ck_assert(s.rate > 49.0 && s.rate < 51.0);
+    ck_assert_int_eq(send_rate_observe(&s, 10, 0, 100, 500), 0); /* < 1 s: no change */
+    ck_assert(s.rate < 51.0);
+    send_rate_observe(&s, 10, 0, 100, 1000); /* one second: +25% */
+    ck_assert(s.rate > 62.0 && s.rate < 63.0);
+    /* a long quiet spell lifts the limit entirely */
+    ck_assert_int_eq(send_rate_observe(&s, 10, 0, 100, 200000), -1);
+    ck_assert(s.rate == 0.0);
+    ck_assert_int_eq(send_rate_batch_limit(&s, 500), 500);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("send_rate");
+    TCase *tc = tcase_create("aimd");
+    tcase_add_test(tc, unlimited_until_throttled);
+    tcase_add_test(tc, throttling_halves_the_achieved_rate_and_paces_batches);
+    tcase_add_test(tc, rate_recovers_without_throttling_and_the_limit_is_lifted);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
