@@ -197,6 +197,141 @@ static void check_records_match_outbox(size_t expect_exact)
     json_object_put(recs);
 }
 
+/* Waits until no row is pending (sent or dead only). */
+static bool wait_settled(long timeout_ms)
+{
+    int64_t deadline = clock_mono_ms() + timeout_ms;
+    while (clock_mono_ms() < deadline) {
+        if (pg_harness_scalar(pg, "SELECT count(*) FROM outbox_relay.outbox "
+                                  "WHERE state = 'pending'") == 0)
+            return true;
+        clock_sleep_ms(50);
+    }
+    return false;
+}
+
+START_TEST(permanent_entry_errors_dead_letter_only_their_rows)
+{
+    reset_state();
+    endpoint_control(ep, "{\"entry_fail_code\": \"MalformedDetail\", \"entry_fail_every\": 5}");
+    proc *r1 = spawn_relay("dead.log", NULL);
+    pg_harness_exec(pg,
+                    "INSERT INTO users (username, email) "
+                    "SELECT 'd' || g, 'd' || g || '@example.com' FROM generate_series(1, 50) g");
+    bool ok = wait_settled(30000);
+    if (!ok)
+        dump_file("dead.log");
+    ck_assert(ok);
+    ck_assert_int_eq(pg_harness_scalar(pg, "SELECT count(*) FROM outbox_relay.outbox WHERE "
+                                           "state = 'dead' AND last_error_code = 'MalformedDetail'"
+                                           " AND attempts = 1 AND entry_failures = 1"),
+                     10);
+    ck_assert_int_eq(pg_harness_scalar(pg, "SELECT count(*) FROM outbox_relay.outbox "
+                                           "WHERE state = 'sent'"),
+                     40);
+    ck_assert_uint_eq(endpoint_record_count(ep), 40);
+    stop_relay(r1, "dead.log");
+}
+END_TEST
+
+START_TEST(outages_never_dead_letter_but_repeated_entry_failures_do)
+{
+    reset_state();
+    const char *extra[] = {"OUTBOX_RELAY_MAX_ATTEMPTS=3", "OUTBOX_RELAY_RETRY_BASE_MS=5",
+                           "OUTBOX_RELAY_RETRY_CAP_MS=40", NULL};
+    /* an outage: every request fails with 503 for a while */
+    endpoint_control(ep, "{\"http_status\": 503, \"http_count\": 1000000}");
+    proc *r1 = spawn_relay("attempts.log", extra);
+    pg_harness_exec(pg, "INSERT INTO users (username, email) VALUES ('o1', 'o1@example.com'), "
+                        "('o2', 'o2@example.com')");
+    int64_t deadline = clock_mono_ms() + 20000;
+    while (clock_mono_ms() < deadline &&
+           pg_harness_scalar(pg, "SELECT min(attempts) FROM outbox_relay.outbox") < 5)
+        clock_sleep_ms(50);
+    ck_assert_int_ge(pg_harness_scalar(pg, "SELECT min(attempts) FROM outbox_relay.outbox"), 5);
+    ck_assert_int_eq(pg_harness_scalar(pg, "SELECT count(*) FROM outbox_relay.outbox "
+                                           "WHERE state <> 'pending' OR entry_failures <> 0"),
+                     0);
+    /* the endpoint comes back: both rows go out */
+    endpoint_reset_faults(ep);
+    bool ok = wait_delivered(2, 30000);
+    if (!ok)
+        dump_file("attempts.log");
+    ck_assert(ok);
+
+    /* an entry that keeps failing on its own is dead after max_attempts */
+    endpoint_control(ep, "{\"entry_fail_code\": \"InternalFailure\", \"entry_fail_rate\": 1.0}");
+    pg_harness_exec(pg, "INSERT INTO users (username, email) VALUES ('o3', 'o3@example.com')");
+    ok = wait_settled(30000);
+    if (!ok)
+        dump_file("attempts.log");
+    ck_assert(ok);
+    ck_assert_int_eq(pg_harness_scalar(pg, "SELECT count(*) FROM outbox_relay.outbox WHERE "
+                                           "aggregate_id = '3' AND state = 'dead' AND "
+                                           "entry_failures = 3 AND "
+                                           "last_error_code = 'InternalFailure'"),
+                     1);
+    stop_relay(r1, "attempts.log");
+}
+END_TEST
+
+START_TEST(each_users_events_arrive_in_order_through_failures)
+{
+    reset_state();
+    endpoint_control(ep, "{\"entry_fail_code\": \"InternalFailure\", \"entry_fail_rate\": 0.3}");
+    const char *extra[] = {"OUTBOX_RELAY_RETRY_BASE_MS=5", "OUTBOX_RELAY_RETRY_CAP_MS=50",
+                           "OUTBOX_RELAY_MAX_ATTEMPTS=1000", NULL};
+    proc *r1 = spawn_relay("order1.log", extra);
+    proc *r2 = spawn_relay("order2.log", extra);
+    pg_harness_exec(pg,
+                    "INSERT INTO users (username, email) "
+                    "SELECT 'o' || g, 'o' || g || '@example.com' FROM generate_series(1, 20) g");
+    for (int round = 0; round < 10; round++)
+        pg_harness_exec(pg, "UPDATE users SET email = 'r' || floor(random() * 1000000) || "
+                            "'@example.com'");
+    bool ok = wait_delivered(220, 60000);
+    if (!ok) {
+        dump_file("order1.log");
+        dump_file("order2.log");
+    }
+    ck_assert(ok);
+    /* first arrivals of each user's events must be in outbox order */
+    json_object *recs = endpoint_records(ep);
+    long long last_id[32] = {0};
+    for (size_t i = 0; i < json_object_array_length(recs); i++) {
+        json_object *r = json_object_array_get_idx(recs, i), *d, *meta, *v;
+        ck_assert(json_object_object_get_ex(r, "Detail", &d));
+        json_object *detail = json_tokener_parse(json_object_get_string(d));
+        ck_assert(json_object_object_get_ex(detail, "metadata", &meta));
+        ck_assert(json_object_object_get_ex(meta, "outbox_id", &v));
+        long long id = json_object_get_int64(v);
+        ck_assert(json_object_object_get_ex(meta, "aggregate_id", &v));
+        int user = atoi(json_object_get_string(v));
+        ck_assert(user >= 1 && user <= 20);
+        if (id > last_id[user]) {
+            last_id[user] = id;
+        } else {
+            /* only a redelivery of an already delivered event may look back */
+            bool seen = false;
+            for (size_t k = 0; k < i && !seen; k++) {
+                json_object *o = json_object_array_get_idx(recs, k), *od;
+                json_object_object_get_ex(o, "Detail", &od);
+                seen = strcmp(json_object_get_string(od), json_object_get_string(d)) == 0;
+            }
+            ck_assert_msg(seen, "user %d: outbox row %lld arrived after row %lld", user, id,
+                          last_id[user]);
+        }
+        json_object_put(detail);
+    }
+    json_object_put(recs);
+    ck_assert_int_gt(pg_harness_scalar(pg, "SELECT count(*) FROM outbox_relay.outbox "
+                                           "WHERE entry_failures > 0"),
+                     0);
+    stop_relay(r1, "order1.log");
+    stop_relay(r2, "order2.log");
+}
+END_TEST
+
 /* Migrates once, through the CLI, before the tests run. */
 static void setup_and_migrate(void)
 {
@@ -457,6 +592,9 @@ int main(void)
     tcase_add_test(tc, delivery_survives_a_database_restart);
     tcase_add_test(tc, sigterm_mid_publish_exits_cleanly_and_loses_nothing);
     tcase_add_test(tc, a_wrong_secret_is_refused_and_rows_stay_pending);
+    tcase_add_test(tc, permanent_entry_errors_dead_letter_only_their_rows);
+    tcase_add_test(tc, outages_never_dead_letter_but_repeated_entry_failures_do);
+    tcase_add_test(tc, each_users_events_arrive_in_order_through_failures);
     tcase_add_test(tc, bad_configuration_exits_2_with_the_key_named);
     tcase_add_test(tc, check_config_masks_the_secret);
     suite_add_tcase(s, tc);
