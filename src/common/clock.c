@@ -1,5 +1,6 @@
 #include "common/clock.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
@@ -33,12 +34,14 @@ void clock_sleep_ms(int64_t ms)
 
 double clock_random_unit(void)
 {
-    static int seeded;
-    static unsigned short state[3];
+    /* per thread: erand48 keeps its state in the caller's buffer */
+    static _Thread_local int seeded;
+    static _Thread_local unsigned short state[3];
     if (!seeded) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        unsigned long v = (unsigned long)ts.tv_nsec ^ ((unsigned long)getpid() << 16);
+        unsigned long v = (unsigned long)ts.tv_nsec ^ ((unsigned long)getpid() << 16) ^
+                          (unsigned long)(uintptr_t)&seeded;
         state[0] = (unsigned short)v;
         state[1] = (unsigned short)(v >> 16);
         state[2] = (unsigned short)(ts.tv_sec);

@@ -1,10 +1,12 @@
 #include "relay/relay.h"
 
 #include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "aws/credentials.h"
 #include "common/clock.h"
@@ -24,16 +26,25 @@
 /* Throughput summaries at info level. */
 #define RELAY_SUMMARY_MS 10000
 
-struct relay {
-    const relay_config *cfg;
+/*
+ * A replica runs relay.pipelines workers, each a thread with its own
+ * database session and HTTP client, each doing claim -> publish -> mark on
+ * its own batch. So several batches are in flight at once, and the database
+ * work of one overlaps the network wait of the others. Workers share nothing
+ * but what is in struct relay, under its mutex.
+ *
+ * Worker 0 is the leader: it alone LISTENs and runs the waiter protocol.
+ * The others park on a condition variable when they find nothing to claim,
+ * and any worker that claims a full batch (a backlog) wakes them, so an idle
+ * replica costs one session's wake-ups, not one per pipeline.
+ */
+typedef struct worker {
+    struct relay *r;
+    int index;
     db_conn *db;
-    credentials_provider *creds;
     eb_client *eb;
-    mapping_options map;
-    outbox_order order;
-    send_rate rate;
-    relay_stats stats;
-    char db_label[256]; /* conninfo with the password redacted */
+    pthread_t thread;
+    bool started;
 
     /* per-batch scratch, grown to the largest batch */
     size_t cap;
@@ -45,21 +56,35 @@ struct relay {
     char (*codes)[80];
     char (*messages)[300];
 
-    /* reconnect state */
     int connect_failures;
-    int64_t last_connect_log_ms;
+    int failed_batches; /* consecutive batches of which nothing was accepted */
+} worker;
 
-    /* consecutive batches in which nothing was accepted (endpoint down) */
-    int failed_batches;
+struct relay {
+    const relay_config *cfg;
+    credentials_provider *creds;
+    mapping_options map;
+    outbox_order order;
+    char db_label[256]; /* conninfo with the password redacted */
+    int n_workers;
+    worker *workers;
 
-    /* rate-limited warnings */
+    volatile sig_atomic_t *stop;
+    int wake_fd;
+
+    pthread_mutex_t mu; /* guards everything below */
+    pthread_cond_t work_cv;
+    unsigned long long work_gen; /* bumped when a worker saw a backlog */
+    send_rate rate;
+    relay_stats stats;
     char last_warn_key[96];
     int64_t last_warn_ms;
     unsigned long long warn_suppressed;
-
     int64_t summary_start_ms;
     unsigned long long summary_published;
     unsigned long long summary_failed;
+    int connect_log_failures; /* attempts reported in the last connect warning */
+    int64_t last_connect_log_ms;
 };
 
 relay *relay_new(const relay_config *cfg, or_error *err)
@@ -68,6 +93,11 @@ relay *relay_new(const relay_config *cfg, or_error *err)
     r->cfg = cfg;
     r->map.source = cfg->event_source;
     r->map.event_bus_name = cfg->event_bus_name;
+    r->order = strcmp(cfg->ordering, "none") == 0 ? OUTBOX_ORDER_NONE : OUTBOX_ORDER_PER_USER;
+    r->wake_fd = -1;
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->work_cv, NULL);
+    send_rate_init(&r->rate);
     log_redact_conninfo(cfg->database_url ? cfg->database_url : "(PG* environment)", r->db_label,
                         sizeof(r->db_label));
 
@@ -83,30 +113,36 @@ relay *relay_new(const relay_config *cfg, or_error *err)
         goto fail;
     }
 
-    eb_client_options eo = {
-        .endpoint_url = cfg->endpoint_url,
-        .region = cfg->aws_region,
-        .credentials = r->creds,
-        .max_entries_per_request = (size_t)cfg->max_entries_per_request,
-        .max_request_bytes = (size_t)cfg->max_request_bytes,
-        .max_in_flight = (size_t)cfg->max_in_flight,
-        .timeout_ms = cfg->http_timeout_ms,
-        .connect_timeout_ms = cfg->connect_timeout_ms,
-    };
-    r->eb = eb_client_new(&eo, err);
-    if (r->eb == NULL)
-        goto fail;
-
-    db_conn_options dbo = {
-        .conninfo = cfg->database_url,
-        .application_name = "outbox-relay",
-        .connect_timeout_s = 5,
-        .claim_timeout_ms = cfg->claim_timeout_ms,
-        .listen = true,
-    };
-    r->db = db_conn_new(&dbo);
-    r->order = strcmp(cfg->ordering, "none") == 0 ? OUTBOX_ORDER_NONE : OUTBOX_ORDER_PER_USER;
-    send_rate_init(&r->rate);
+    r->n_workers = cfg->pipelines > 0 ? cfg->pipelines : 1;
+    r->workers = xcalloc((size_t)r->n_workers, sizeof(*r->workers));
+    int per_worker = cfg->max_in_flight / r->n_workers;
+    for (int i = 0; i < r->n_workers; i++) {
+        worker *w = &r->workers[i];
+        w->r = r;
+        w->index = i;
+        eb_client_options eo = {
+            .endpoint_url = cfg->endpoint_url,
+            .region = cfg->aws_region,
+            .credentials = r->creds,
+            .max_entries_per_request = (size_t)cfg->max_entries_per_request,
+            .max_request_bytes = (size_t)cfg->max_request_bytes,
+            .max_in_flight = (size_t)(per_worker > 0 ? per_worker : 1),
+            .timeout_ms = cfg->http_timeout_ms,
+            .connect_timeout_ms = cfg->connect_timeout_ms,
+        };
+        /* created here, on the main thread: libcurl's global init is not thread-safe */
+        w->eb = eb_client_new(&eo, err);
+        if (w->eb == NULL)
+            goto fail;
+        db_conn_options dbo = {
+            .conninfo = cfg->database_url,
+            .application_name = "outbox-relay",
+            .connect_timeout_s = 5,
+            .claim_timeout_ms = cfg->claim_timeout_ms,
+            .listen = i == 0,
+        };
+        w->db = db_conn_new(&dbo);
+    }
     return r;
 
 fail:
@@ -114,51 +150,58 @@ fail:
     return NULL;
 }
 
-static void free_scratch(relay *r)
+static void free_scratch(worker *w)
 {
-    for (size_t i = 0; i < r->cap; i++)
-        strbuf_free(&r->details[i]);
-    free(r->details);
-    free(r->entries);
-    free(r->results);
-    free(r->send_index);
-    free(r->outcomes);
-    free(r->codes);
-    free(r->messages);
-    r->details = NULL;
-    r->cap = 0;
+    for (size_t i = 0; i < w->cap; i++)
+        strbuf_free(&w->details[i]);
+    free(w->details);
+    free(w->entries);
+    free(w->results);
+    free(w->send_index);
+    free(w->outcomes);
+    free(w->codes);
+    free(w->messages);
+    w->details = NULL;
+    w->cap = 0;
 }
 
 void relay_free(relay *r)
 {
     if (r == NULL)
         return;
-    db_conn_free(r->db);
-    eb_client_free(r->eb);
+    for (int i = 0; r->workers != NULL && i < r->n_workers; i++) {
+        db_conn_free(r->workers[i].db);
+        eb_client_free(r->workers[i].eb);
+        free_scratch(&r->workers[i]);
+    }
+    free(r->workers);
     credentials_provider_free(r->creds);
-    free_scratch(r);
+    pthread_cond_destroy(&r->work_cv);
+    pthread_mutex_destroy(&r->mu);
     free(r);
 }
 
 void relay_get_stats(const relay *r, relay_stats *out)
 {
+    pthread_mutex_lock((pthread_mutex_t *)&r->mu);
     *out = r->stats;
+    pthread_mutex_unlock((pthread_mutex_t *)&r->mu);
 }
 
-static void ensure_capacity(relay *r, size_t n)
+static void ensure_capacity(worker *w, size_t n)
 {
-    if (n <= r->cap)
+    if (n <= w->cap)
         return;
-    r->details = xrealloc(r->details, n * sizeof(*r->details));
-    for (size_t i = r->cap; i < n; i++)
-        strbuf_init(&r->details[i], RELAY_MAX_DETAIL_BYTES);
-    r->entries = xrealloc(r->entries, n * sizeof(*r->entries));
-    r->results = xrealloc(r->results, n * sizeof(*r->results));
-    r->send_index = xrealloc(r->send_index, n * sizeof(*r->send_index));
-    r->outcomes = xrealloc(r->outcomes, n * sizeof(*r->outcomes));
-    r->codes = xrealloc(r->codes, n * sizeof(*r->codes));
-    r->messages = xrealloc(r->messages, n * sizeof(*r->messages));
-    r->cap = n;
+    w->details = xrealloc(w->details, n * sizeof(*w->details));
+    for (size_t i = w->cap; i < n; i++)
+        strbuf_init(&w->details[i], RELAY_MAX_DETAIL_BYTES);
+    w->entries = xrealloc(w->entries, n * sizeof(*w->entries));
+    w->results = xrealloc(w->results, n * sizeof(*w->results));
+    w->send_index = xrealloc(w->send_index, n * sizeof(*w->send_index));
+    w->outcomes = xrealloc(w->outcomes, n * sizeof(*w->outcomes));
+    w->codes = xrealloc(w->codes, n * sizeof(*w->codes));
+    w->messages = xrealloc(w->messages, n * sizeof(*w->messages));
+    w->cap = n;
 }
 
 /* Copies src into dst[size], truncating; always NUL-terminates. */
@@ -170,15 +213,15 @@ static void copy_trunc(char *dst, size_t size, const char *src)
 }
 
 /* Sleeps up to ms, returning early when a stop is requested. */
-static void interruptible_sleep(volatile sig_atomic_t *stop, int wake_fd, int64_t ms)
+static void interruptible_sleep(relay *r, int64_t ms)
 {
     int64_t deadline = clock_mono_ms() + ms;
-    while (!*stop) {
+    while (!*r->stop) {
         int64_t left = deadline - clock_mono_ms();
         if (left <= 0)
             return;
-        if (wake_fd >= 0) {
-            struct pollfd pfd = {.fd = wake_fd, .events = POLLIN};
+        if (r->wake_fd >= 0) {
+            struct pollfd pfd = {.fd = r->wake_fd, .events = POLLIN};
             (void)poll(&pfd, 1, (int)(left > 1000 ? 1000 : left));
         } else {
             clock_sleep_ms(left > 1000 ? 1000 : left);
@@ -187,84 +230,126 @@ static void interruptible_sleep(volatile sig_atomic_t *stop, int wake_fd, int64_
 }
 
 /*
- * Logs a warning unless the same kind was logged within RELAY_LOG_REPEAT_MS;
- * repeats are counted and reported with the next line that is printed.
+ * Logs a warning unless the same kind was logged within RELAY_LOG_REPEAT_MS
+ * (by any worker); repeats are counted and reported with the next line.
  */
 static void warn_limited(relay *r, const char *key, const char *fmt, ...) OR_PRINTF(3, 4);
 static void warn_limited(relay *r, const char *key, const char *fmt, ...)
 {
     int64_t now = clock_mono_ms();
+    pthread_mutex_lock(&r->mu);
     if (strcmp(key, r->last_warn_key) == 0 && now - r->last_warn_ms < RELAY_LOG_REPEAT_MS) {
         r->warn_suppressed++;
+        pthread_mutex_unlock(&r->mu);
         return;
     }
+    unsigned long long suppressed = r->warn_suppressed;
+    snprintf(r->last_warn_key, sizeof(r->last_warn_key), "%s", key);
+    r->last_warn_ms = now;
+    r->warn_suppressed = 0;
+    pthread_mutex_unlock(&r->mu);
+
     char msg[1536];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    if (r->warn_suppressed > 0)
-        log_warn("%s (%llu similar warnings in the last %d s not shown)", msg, r->warn_suppressed,
+    if (suppressed > 0)
+        log_warn("%s (%llu similar warnings in the last %d s not shown)", msg, suppressed,
                  RELAY_LOG_REPEAT_MS / 1000);
     else
         log_warn("%s", msg);
-    snprintf(r->last_warn_key, sizeof(r->last_warn_key), "%s", key);
-    r->last_warn_ms = now;
-    r->warn_suppressed = 0;
 }
 
 static void summary_tick(relay *r, bool force)
 {
     int64_t now = clock_mono_ms();
+    pthread_mutex_lock(&r->mu);
     if (r->summary_start_ms == 0)
         r->summary_start_ms = now;
     int64_t span = now - r->summary_start_ms;
-    if (!force && span < RELAY_SUMMARY_MS)
+    if (!force && span < RELAY_SUMMARY_MS) {
+        pthread_mutex_unlock(&r->mu);
         return;
-    if (r->summary_published > 0 || r->summary_failed > 0)
-        log_info("published %llu events in %.1f s (%llu failed attempts)", r->summary_published,
-                 (double)span / 1000.0, r->summary_failed);
+    }
+    unsigned long long published = r->summary_published, failed = r->summary_failed;
     r->summary_start_ms = now;
     r->summary_published = 0;
     r->summary_failed = 0;
+    pthread_mutex_unlock(&r->mu);
+    if (published > 0 || failed > 0)
+        log_info("published %llu events in %.1f s (%llu failed attempts)", published,
+                 (double)span / 1000.0, failed);
+}
+
+/* Wakes parked workers: there is more work than one batch. */
+static void signal_backlog(relay *r)
+{
+    pthread_mutex_lock(&r->mu);
+    r->work_gen++;
+    pthread_cond_broadcast(&r->work_cv);
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* A helper worker with nothing to do waits for a backlog signal or the poll interval. */
+static void park(worker *w)
+{
+    relay *r = w->r;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    long long ns = (long long)until.tv_nsec + (long long)r->cfg->poll_interval_ms * 1000000LL;
+    until.tv_sec += (time_t)(ns / 1000000000LL);
+    until.tv_nsec = (long)(ns % 1000000000LL);
+    pthread_mutex_lock(&r->mu);
+    unsigned long long gen = r->work_gen;
+    while (!*r->stop && r->work_gen == gen) {
+        if (pthread_cond_timedwait(&r->work_cv, &r->mu, &until) != 0)
+            break;
+    }
+    pthread_mutex_unlock(&r->mu);
 }
 
 /* Connects, backing off between attempts. Returns OR_ERR only when stopping. */
-static or_status connect_db(relay *r, volatile sig_atomic_t *stop, int wake_fd)
+static or_status connect_db(worker *w)
 {
-    while (!*stop) {
+    relay *r = w->r;
+    while (!*r->stop) {
         or_error e = {{0}};
-        if (db_conn_connect(r->db, &e) == OR_OK) {
-            if (r->connect_failures > 0) {
-                log_info("database connection restored after %d failed attempts (%s)",
-                         r->connect_failures, r->db_label);
+        if (db_conn_connect(w->db, &e) == OR_OK) {
+            if (w->connect_failures > 0) {
+                if (w->index == 0)
+                    log_info("database connection restored after %d failed attempts (%s)",
+                             w->connect_failures, r->db_label);
+                pthread_mutex_lock(&r->mu);
                 r->stats.reconnects++;
-            } else {
-                log_info("connected to database %s", r->db_label);
+                pthread_mutex_unlock(&r->mu);
+            } else if (w->index == 0) {
+                log_info("connected to database %s (%d pipelines)", r->db_label, r->n_workers);
             }
-            if (!db_conn_listening(r->db))
+            if (w->index == 0 && !db_conn_listening(w->db))
                 log_warn("LISTEN is unavailable on this connection (a transaction-pooling "
                          "proxy?): polling every %d ms instead; use a direct or session-pooled "
                          "connection for millisecond wake-ups",
                          r->cfg->poll_interval_ms);
-            r->connect_failures = 0;
+            w->connect_failures = 0;
             return OR_OK;
         }
-        r->connect_failures++;
+        w->connect_failures++;
         int64_t now = clock_mono_ms();
-        if (r->connect_failures == 1) {
-            log_warn("cannot connect to database: %s; retrying with backoff (at most %d ms "
-                     "apart)",
-                     e.msg, r->cfg->reconnect_max_ms);
-            r->last_connect_log_ms = now;
-        } else if (now - r->last_connect_log_ms >= RELAY_LOG_REPEAT_MS) {
-            log_warn("still cannot connect to database after %d attempts: %s", r->connect_failures,
-                     e.msg);
-            r->last_connect_log_ms = now;
+        if (w->index == 0) {
+            if (w->connect_failures == 1) {
+                log_warn("cannot connect to database: %s; retrying with backoff (at most %d ms "
+                         "apart)",
+                         e.msg, r->cfg->reconnect_max_ms);
+                r->last_connect_log_ms = now;
+            } else if (now - r->last_connect_log_ms >= RELAY_LOG_REPEAT_MS) {
+                log_warn("still cannot connect to database after %d attempts: %s",
+                         w->connect_failures, e.msg);
+                r->last_connect_log_ms = now;
+            }
         }
-        interruptible_sleep(stop, wake_fd,
-                            backoff_delay_ms(r->connect_failures, 100, r->cfg->reconnect_max_ms) +
-                                50);
+        interruptible_sleep(
+            r, backoff_delay_ms(w->connect_failures, 100, r->cfg->reconnect_max_ms) + 50);
     }
     return OR_ERR;
 }
@@ -274,13 +359,14 @@ static or_status connect_db(relay *r, volatile sig_atomic_t *stop, int wake_fd)
  * reconnects; an error on a live connection (e.g. the outbox table missing)
  * is logged and slows the loop down so it cannot spin.
  */
-static void db_failed(relay *r, const char *what, const or_error *e, volatile sig_atomic_t *stop,
-                      int wake_fd)
+static void db_failed(worker *w, const char *what, const or_error *e)
 {
-    if (!db_conn_ok(r->db)) {
-        log_warn("database connection lost during %s: %s; reconnecting", what, e->msg);
-        db_conn_close(r->db);
-        r->connect_failures = 0;
+    relay *r = w->r;
+    if (!db_conn_ok(w->db)) {
+        warn_limited(r, "connection lost", "database connection lost during %s: %s; reconnecting",
+                     what, e->msg);
+        db_conn_close(w->db);
+        w->connect_failures = 0;
         return;
     }
     if (strstr(e->msg, "does not exist") != NULL)
@@ -288,33 +374,33 @@ static void db_failed(relay *r, const char *what, const or_error *e, volatile si
                      e->msg);
     else
         warn_limited(r, what, "%s failed: %s", what, e->msg);
-    db_conn_close(r->db);
-    interruptible_sleep(stop, wake_fd, r->cfg->poll_interval_ms);
+    db_conn_close(w->db);
+    interruptible_sleep(r, r->cfg->poll_interval_ms);
 }
 
-static void process_batch(relay *r, outbox_batch *b, int64_t claimed_at_ms,
-                          volatile sig_atomic_t *stop, int wake_fd)
+static void process_batch(worker *w, outbox_batch *b, int64_t claimed_at_ms)
 {
+    relay *r = w->r;
     const relay_config *cfg = r->cfg;
-    ensure_capacity(r, b->n);
+    ensure_capacity(w, b->n);
     size_t m = 0;
 
     for (size_t i = 0; i < b->n; i++) {
         or_error e = {{0}};
-        r->codes[i][0] = '\0';
-        r->messages[i][0] = '\0';
-        if (mapping_build_entry(&b->rows[i], &r->map, &r->details[i], &r->entries[m], &e) !=
+        w->codes[i][0] = '\0';
+        w->messages[i][0] = '\0';
+        if (mapping_build_entry(&b->rows[i], &r->map, &w->details[i], &w->entries[m], &e) !=
             OR_OK) {
             /* A row that cannot become an entry can never be published: dead-letter it. */
             warn_limited(r, "mapping", "%s; the row is dead-lettered", e.msg);
-            r->outcomes[i].kind = OUTBOX_DEAD;
-            r->outcomes[i].delay_ms = 0;
-            r->outcomes[i].entry_failure = true;
-            copy_trunc(r->codes[i], sizeof(r->codes[i]), "InvalidRow");
-            copy_trunc(r->messages[i], sizeof(r->messages[i]), e.msg);
+            w->outcomes[i].kind = OUTBOX_DEAD;
+            w->outcomes[i].delay_ms = 0;
+            w->outcomes[i].entry_failure = true;
+            copy_trunc(w->codes[i], sizeof(w->codes[i]), "InvalidRow");
+            copy_trunc(w->messages[i], sizeof(w->messages[i]), e.msg);
             continue;
         }
-        r->send_index[m++] = i;
+        w->send_index[m++] = i;
     }
 
     int64_t publish_start = clock_mono_ms();
@@ -323,9 +409,11 @@ static void process_batch(relay *r, outbox_batch *b, int64_t claimed_at_ms,
         /* Nothing may be sent once PostgreSQL could have broken the claim (a
          * pause or a stall past relay.claim_timeout_ms): keep a second for
          * recording the outcome. */
-        eb_client_set_deadline(r->eb, claimed_at_ms + cfg->claim_timeout_ms - 1000);
+        eb_client_set_deadline(w->eb, claimed_at_ms + cfg->claim_timeout_ms - 1000);
+        pthread_mutex_lock(&r->mu);
         send_rate_consume(&r->rate, m, publish_start);
-        if (eb_client_publish(r->eb, r->entries, m, r->results, stop, cfg->shutdown_timeout_ms,
+        pthread_mutex_unlock(&r->mu);
+        if (eb_client_publish(w->eb, w->entries, m, w->results, r->stop, cfg->shutdown_timeout_ms,
                               &e) != OR_OK)
             warn_limited(r, "publish", "publishing failed: %s", e.msg);
     }
@@ -334,10 +422,10 @@ static void process_batch(relay *r, outbox_batch *b, int64_t claimed_at_ms,
     const char *first_code = NULL;
     const char *first_message = NULL;
     for (size_t k = 0; k < m; k++) {
-        size_t i = r->send_index[k];
-        const eb_result *res = &r->results[k];
+        size_t i = w->send_index[k];
+        const eb_result *res = &w->results[k];
         if (res->outcome == EB_ACCEPTED) {
-            r->outcomes[i].kind = OUTBOX_SENT;
+            w->outcomes[i].kind = OUTBOX_SENT;
             accepted++;
             continue;
         }
@@ -345,7 +433,7 @@ static void process_batch(relay *r, outbox_batch *b, int64_t claimed_at_ms,
         if (res->throttled)
             throttled++;
         const outbox_row *row = &b->rows[i];
-        r->outcomes[i].entry_failure = res->entry_level;
+        w->outcomes[i].entry_failure = res->entry_level;
         /*
          * Dead-letter only what is the entry's own fault: a permanent
          * per-entry error, or too many per-entry failures. Outages,
@@ -355,37 +443,40 @@ static void process_batch(relay *r, outbox_batch *b, int64_t claimed_at_ms,
             res->entry_level && (res->outcome == EB_PERMANENT ||
                                  (!res->throttled && row->entry_failures + 1 >= cfg->max_attempts));
         if (is_dead) {
-            r->outcomes[i].kind = OUTBOX_DEAD;
-            r->outcomes[i].delay_ms = 0;
+            w->outcomes[i].kind = OUTBOX_DEAD;
+            w->outcomes[i].delay_ms = 0;
             dead++;
         } else {
-            r->outcomes[i].kind = OUTBOX_RETRY;
-            r->outcomes[i].delay_ms =
+            w->outcomes[i].kind = OUTBOX_RETRY;
+            w->outcomes[i].delay_ms =
                 backoff_delay_ms(row->attempts + 1, cfg->retry_base_ms, cfg->retry_cap_ms);
         }
-        copy_trunc(r->codes[i], sizeof(r->codes[i]), res->error_code);
-        copy_trunc(r->messages[i], sizeof(r->messages[i]), res->error_message);
+        copy_trunc(w->codes[i], sizeof(w->codes[i]), res->error_code);
+        copy_trunc(w->messages[i], sizeof(w->messages[i]), res->error_message);
         if (first_code == NULL) {
             first_code = res->error_code;
             first_message = res->error_message;
         }
     }
     int64_t now = clock_mono_ms();
+    pthread_mutex_lock(&r->mu);
     int rate_change = send_rate_observe(&r->rate, m, throttled, now - publish_start, now);
+    double rate_now = r->rate.rate;
+    pthread_mutex_unlock(&r->mu);
     if (rate_change > 0)
         warn_limited(r, "rate",
                      "EventBridge is throttling: this replica slows down to %.0f "
                      "entries/s and speeds up again while it is not throttled",
-                     r->rate.rate);
+                     rate_now);
     else if (rate_change < 0)
         log_info("no longer throttled: send rate limit lifted");
     for (size_t i = 0; i < b->n; i++) {
-        if (r->outcomes[i].kind != OUTBOX_SENT) {
-            r->outcomes[i].error_code = r->codes[i];
-            r->outcomes[i].error_message = r->messages[i];
+        if (w->outcomes[i].kind != OUTBOX_SENT) {
+            w->outcomes[i].error_code = w->codes[i];
+            w->outcomes[i].error_message = w->messages[i];
         } else {
-            r->outcomes[i].error_code = NULL;
-            r->outcomes[i].error_message = NULL;
+            w->outcomes[i].error_code = NULL;
+            w->outcomes[i].error_message = NULL;
         }
     }
     if (failed > 0) {
@@ -398,129 +489,184 @@ static void process_batch(relay *r, outbox_batch *b, int64_t claimed_at_ms,
     }
 
     or_error e = {{0}};
-    if (outbox_complete(r->db, b, r->outcomes, &e) != OR_OK) {
-        log_warn("could not record the outcome of a batch of %zu rows: %s; the claim is "
-                 "lost or released, and rows not recorded as sent will be published again "
-                 "with the same event ids",
-                 b->n, e.msg);
-        outbox_release(r->db);
-        if (!db_conn_ok(r->db))
-            db_conn_close(r->db);
+    if (outbox_complete(w->db, b, w->outcomes, &e) != OR_OK) {
+        warn_limited(r, "complete",
+                     "could not record the outcome of a batch of %zu rows: %s; the claim is "
+                     "lost or released, and rows not recorded as sent will be published again "
+                     "with the same event ids",
+                     b->n, e.msg);
+        outbox_release(w->db);
+        if (!db_conn_ok(w->db))
+            db_conn_close(w->db);
         return;
     }
+    pthread_mutex_lock(&r->mu);
     r->stats.batches++;
     r->stats.published += accepted;
     r->stats.failed += failed + (b->n - m);
     r->stats.dead += dead + (b->n - m);
     r->summary_published += accepted;
     r->summary_failed += failed + (b->n - m);
+    pthread_mutex_unlock(&r->mu);
     log_debug("batch of %zu rows: %zu published, %zu failed, %zu unmappable", b->n, accepted,
               failed, b->n - m);
 
     /* Nothing got through: the endpoint is down or refusing us. Back off as
      * a whole so the relay does not walk the backlog at full speed. */
     if (m > 0 && accepted == 0 && dead < m) {
-        r->failed_batches++;
+        w->failed_batches++;
         interruptible_sleep(
-            stop, wake_fd,
-            backoff_delay_ms(r->failed_batches, cfg->retry_base_ms,
-                             cfg->retry_cap_ms < 30000 ? cfg->retry_cap_ms : 30000));
+            r, backoff_delay_ms(w->failed_batches, cfg->retry_base_ms,
+                                cfg->retry_cap_ms < 30000 ? cfg->retry_cap_ms : 30000));
     } else {
-        if (r->failed_batches > 0 && accepted > 0)
+        if (w->failed_batches > 0 && accepted > 0 && w->index == 0)
             log_info("EventBridge is accepting entries again");
-        r->failed_batches = 0;
+        w->failed_batches = 0;
     }
 }
 
-/*
- * Nothing was ready: become the waiter (so writers notify), claim once more
- * to close the race with writers that committed meanwhile, then sleep until
- * a notification, the next retry or the poll interval.
- */
-static void idle_wait(relay *r, volatile sig_atomic_t *stop, int wake_fd)
+/* Claims a batch of at most the rate-limited size; the claim time bounds the publish. */
+static or_status claim(worker *w, outbox_batch **b, int64_t *claimed_at, int *limit, or_error *e)
 {
+    relay *r = w->r;
+    pthread_mutex_lock(&r->mu);
+    *limit = send_rate_batch_limit(&r->rate, r->cfg->batch_size);
+    pthread_mutex_unlock(&r->mu);
+    *claimed_at = clock_mono_ms();
+    return outbox_claim(w->db, *limit, r->order, b, e);
+}
+
+/* Runs a claimed batch; a full batch means a backlog, so wake parked workers. */
+static void run_batch(worker *w, outbox_batch *b, int64_t claimed_at, int limit)
+{
+    if (b->n >= (size_t)limit && w->r->n_workers > 1)
+        signal_backlog(w->r);
+    process_batch(w, b, claimed_at);
+}
+
+/*
+ * Leader, nothing ready: become the waiter (so writers notify), claim once
+ * more to close the race with writers that committed meanwhile, then sleep
+ * until a notification, the next retry or the poll interval.
+ */
+static void idle_wait(worker *w)
+{
+    relay *r = w->r;
     or_error e = {{0}};
     bool entered = false;
-    if (db_conn_listening(r->db)) {
-        if (outbox_waiter_enter(r->db, &entered, &e) != OR_OK) {
-            db_failed(r, "waiter lock", &e, stop, wake_fd);
+    if (db_conn_listening(w->db)) {
+        if (outbox_waiter_enter(w->db, &entered, &e) != OR_OK) {
+            db_failed(w, "waiter lock", &e);
             return;
         }
     }
     outbox_batch *b = NULL;
-    int64_t claimed_at = clock_mono_ms();
-    if (outbox_claim(r->db, send_rate_batch_limit(&r->rate, r->cfg->batch_size), r->order, &b,
-                     &e) != OR_OK) {
-        db_failed(r, "claim", &e, stop, wake_fd);
+    int64_t claimed_at = 0;
+    int limit = 0;
+    if (claim(w, &b, &claimed_at, &limit, &e) != OR_OK) {
+        db_failed(w, "claim", &e);
         return;
     }
     if (b->n > 0) {
-        if (entered && outbox_waiter_leave(r->db, &e) != OR_OK) {
+        if (entered && outbox_waiter_leave(w->db, &e) != OR_OK) {
             outbox_batch_free(b);
-            outbox_release(r->db);
-            db_failed(r, "waiter unlock", &e, stop, wake_fd);
+            outbox_release(w->db);
+            db_failed(w, "waiter unlock", &e);
             return;
         }
-        process_batch(r, b, claimed_at, stop, wake_fd);
+        run_batch(w, b, claimed_at, limit);
         outbox_batch_free(b);
         return;
     }
     outbox_batch_free(b);
 
     long long next = -1;
-    if (outbox_next_ready_in(r->db, &next, &e) != OR_OK) {
-        db_failed(r, "next-retry query", &e, stop, wake_fd);
+    if (outbox_next_ready_in(w->db, &next, &e) != OR_OK) {
+        db_failed(w, "next-retry query", &e);
         return;
     }
     long long timeout = r->cfg->poll_interval_ms;
     if (next > 0 && next < timeout)
         timeout = next;
     summary_tick(r, false);
-    int woke = db_conn_wait(r->db, (int)timeout, wake_fd, &e);
+    int woke = db_conn_wait(w->db, (int)timeout, r->wake_fd, &e);
     if (woke < 0) {
-        db_failed(r, "wait for notification", &e, stop, wake_fd);
+        db_failed(w, "wait for notification", &e);
         return;
     }
-    if (entered && outbox_waiter_leave(r->db, &e) != OR_OK)
-        db_failed(r, "waiter unlock", &e, stop, wake_fd);
+    if (entered && outbox_waiter_leave(w->db, &e) != OR_OK)
+        db_failed(w, "waiter unlock", &e);
 }
 
-or_status relay_run(relay *r, volatile sig_atomic_t *stop, int wake_fd, or_error *err)
+static void *worker_main(void *arg)
 {
-    log_info("relay starting: endpoint %s, region %s, bus %s, source %s, credentials %s, "
-             "batch %d, %d requests in flight",
-             r->cfg->endpoint_url, r->cfg->aws_region, r->cfg->event_bus_name, r->cfg->event_source,
-             credentials_provider_describe(r->creds), r->cfg->batch_size, r->cfg->max_in_flight);
-    while (!*stop) {
-        if (!db_conn_ok(r->db) && connect_db(r, stop, wake_fd) != OR_OK)
+    worker *w = arg;
+    relay *r = w->r;
+    while (!*r->stop) {
+        if (!db_conn_ok(w->db) && connect_db(w) != OR_OK)
             break;
+        pthread_mutex_lock(&r->mu);
         int64_t wait = send_rate_wait_ms(&r->rate, clock_mono_ms());
+        pthread_mutex_unlock(&r->mu);
         if (wait > 0) {
-            interruptible_sleep(stop, wake_fd, wait);
+            interruptible_sleep(r, wait);
             continue;
         }
         or_error e = {{0}};
         outbox_batch *b = NULL;
-        int64_t claimed_at = clock_mono_ms();
-        if (outbox_claim(r->db, send_rate_batch_limit(&r->rate, r->cfg->batch_size), r->order, &b,
-                         &e) != OR_OK) {
-            db_failed(r, "claim", &e, stop, wake_fd);
+        int64_t claimed_at = 0;
+        int limit = 0;
+        if (claim(w, &b, &claimed_at, &limit, &e) != OR_OK) {
+            db_failed(w, "claim", &e);
             continue;
         }
         if (b->n == 0) {
             outbox_batch_free(b);
-            idle_wait(r, stop, wake_fd);
+            if (w->index == 0)
+                idle_wait(w);
+            else
+                park(w);
             continue;
         }
-        process_batch(r, b, claimed_at, stop, wake_fd);
+        run_batch(w, b, claimed_at, limit);
         outbox_batch_free(b);
         summary_tick(r, false);
     }
+    db_conn_close(w->db);
+    if (w->index == 0)
+        signal_backlog(r); /* wake parked workers so they see the stop */
+    return NULL;
+}
+
+or_status relay_run(relay *r, volatile sig_atomic_t *stop, int wake_fd, or_error *err)
+{
+    r->stop = stop;
+    r->wake_fd = wake_fd;
+    log_info("relay starting: endpoint %s, region %s, bus %s, source %s, credentials %s, "
+             "%d pipelines of up to %d rows, %d requests in flight, ordering %s, "
+             "claim timeout %d ms",
+             r->cfg->endpoint_url, r->cfg->aws_region, r->cfg->event_bus_name, r->cfg->event_source,
+             credentials_provider_describe(r->creds), r->n_workers, r->cfg->batch_size,
+             r->cfg->max_in_flight, r->cfg->ordering, r->cfg->claim_timeout_ms);
+    or_status st = OR_OK;
+    for (int i = 1; i < r->n_workers; i++) {
+        if (pthread_create(&r->workers[i].thread, NULL, worker_main, &r->workers[i]) != 0) {
+            or_error_set(err, "cannot start pipeline thread %d", i);
+            st = OR_ERR;
+            *stop = 1;
+            break;
+        }
+        r->workers[i].started = true;
+    }
+    if (st == OR_OK)
+        worker_main(&r->workers[0]);
+    signal_backlog(r);
+    for (int i = 1; i < r->n_workers; i++)
+        if (r->workers[i].started)
+            pthread_join(r->workers[i].thread, NULL);
     summary_tick(r, true);
-    db_conn_close(r->db);
     log_info("relay stopped: %llu events published, %llu failed attempts, %llu dead-lettered, "
              "%llu reconnects",
              r->stats.published, r->stats.failed, r->stats.dead, r->stats.reconnects);
-    (void)err;
-    return OR_OK;
+    return st;
 }
