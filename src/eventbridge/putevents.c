@@ -332,6 +332,15 @@ static void parse_success(const char *body, size_t body_len, size_t n, eb_result
             goto invalid;
         }
         if (has_id) {
+            for (size_t k = 0; k < id_len; k++) {
+                if ((unsigned char)id[k] < 0x20 || id[k] == 0x7f) {
+                    snprintf(why, sizeof(why),
+                             "reply entry %zu has an EventId with a control "
+                             "character",
+                             i);
+                    goto invalid;
+                }
+            }
             memset(&results[i], 0, sizeof(results[i]));
             results[i].outcome = EB_ACCEPTED;
             copy_text(results[i].event_id, sizeof(results[i].event_id), id, id_len);

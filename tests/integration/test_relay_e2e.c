@@ -481,7 +481,14 @@ START_TEST(sigterm_mid_publish_exits_cleanly_and_loses_nothing)
     pg_harness_exec(pg,
                     "INSERT INTO users (username, email) "
                     "SELECT 't' || g, 't' || g || '@example.com' FROM generate_series(1, 100) g");
-    clock_sleep_ms(500); /* a batch is now in flight, held by the slow endpoint */
+    /* wait until a batch is in flight, held by the slow endpoint */
+    endpoint_counters st = {0};
+    int64_t deadline = clock_mono_ms() + 20000;
+    while (st.requests == 0 && clock_mono_ms() < deadline) {
+        clock_sleep_ms(20);
+        endpoint_stats(ep, &st);
+    }
+    ck_assert_msg(st.requests > 0, "no request reached the endpoint");
     stop_relay(r1, "term.log");
     /* nothing is lost: a new replica delivers whatever was not marked sent */
     endpoint_reset_faults(ep);

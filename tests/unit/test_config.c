@@ -296,7 +296,7 @@ static const char *const default_yamls[] = {
     "---\n",
     "~\n",
     "relay:\nlog:\n",
-    "eventbridge:\n  source: ~\n  bus_name:\n  max_entries_per_request: null\n"
+    "eventbridge:\n  source: ~\n  bus_name:\n  max_entries_per_request: null\n",
     "relay:\n  batch_size: Null\nlog:\n  level: NULL\ndatabase:\n  url: !!null x\n",
 };
 
