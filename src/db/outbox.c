@@ -496,7 +496,6 @@ or_status outbox_waiter_enter(db_conn *c, bool *entered, or_error *err)
 {
     or_status st = OR_ERR;
     PGresult *res = NULL;
-    bool timeout_set = false;
 
     *entered = false;
     PGconn *pg = outbox_pg(c, "waiter enter", err);
@@ -506,12 +505,11 @@ or_status outbox_waiter_enter(db_conn *c, bool *entered, or_error *err)
         or_error_set(err, "waiter enter: the session has a transaction open");
         goto out;
     }
-    if (outbox_command(pg, "SET lock_timeout = '100ms'", "waiter enter: SET lock_timeout", err) !=
-        OR_OK)
-        goto out;
-    timeout_set = true;
-
-    res = PQexec(pg, "SELECT pg_advisory_lock(28530, 1)");
+    /*
+     * One round trip: both statements run in one implicit transaction, so
+     * SET LOCAL ends with it, and the session-level lock, if granted, stays.
+     */
+    res = PQexec(pg, "SET LOCAL lock_timeout = '100ms'; SELECT pg_advisory_lock(28530, 1)");
     if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK) {
         *entered = true;
     } else {
@@ -523,19 +521,9 @@ or_status outbox_waiter_enter(db_conn *c, bool *entered, or_error *err)
         }
         /* another relay waits (or writers kept it busy): stay awake */
     }
-    PQclear(res);
-    res = NULL;
-
-    timeout_set = false;
-    if (outbox_command(pg, "RESET lock_timeout", "waiter enter: RESET lock_timeout", err) != OR_OK)
-        goto out;
     st = OR_OK;
 out:
     PQclear(res);
-    if (timeout_set && pg != NULL) {
-        PGresult *r = PQexec(pg, "RESET lock_timeout");
-        PQclear(r);
-    }
     return st;
 }
 
