@@ -1,12 +1,16 @@
 /*
  * send_rate.h - the adaptive send rate: how fast this replica may publish.
  *
- * Unlimited until EventBridge throttles. On a throttled batch the rate
- * drops to half of what was being achieved (multiplicative decrease); each
- * second without throttling raises it by 25% (so it recovers within
- * seconds), and past SEND_RATE_UNLIMITED_ABOVE entries/s the limit is lifted
- * again. The relay paces batches to the rate and shrinks claims so one batch
- * is about half a second of sending: a throttled relay does not hammer the API.
+ * Unlimited until EventBridge throttles. Then:
+ * - the rate drops to half of what the whole replica was achieving over the
+ *   last second (multiplicative decrease), at most once a second, since the
+ *   batches in flight all report the same throttling;
+ * - each second without throttling doubles it while it is below half the
+ *   rate at which throttling began, then raises it by 25%;
+ * - past twice that rate (or SEND_RATE_UNLIMITED_ABOVE entries/s) the limit
+ *   is lifted.
+ * The relay paces batches to the rate and shrinks claims to about half a
+ * second of sending, so a throttled relay does not hammer the API.
  */
 #ifndef OUTBOX_RELAY_SEND_RATE_H
 #define OUTBOX_RELAY_SEND_RATE_H
@@ -18,9 +22,13 @@
 #define SEND_RATE_UNLIMITED_ABOVE 100000.0
 
 typedef struct send_rate {
-    double rate;         /* entries per second; 0 = unlimited */
-    int64_t adjusted_ms; /* when the rate last changed */
-    int64_t next_ms;     /* earliest time the next batch may start */
+    double rate;             /* entries per second; 0 = unlimited */
+    double before_cut;       /* the rate achieved when throttling last began */
+    int64_t adjusted_ms;     /* when the rate last changed */
+    int64_t next_ms;         /* earliest time the next batch may start */
+    int64_t window_start_ms; /* sent-rate measurement, all pipelines together */
+    size_t window_entries;
+    double last_window_rate;
 } send_rate;
 
 void send_rate_init(send_rate *s);
