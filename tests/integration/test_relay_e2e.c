@@ -332,6 +332,29 @@ START_TEST(each_users_events_arrive_in_order_through_failures)
 }
 END_TEST
 
+START_TEST(an_entry_over_the_size_limit_is_dead_lettered_at_once)
+{
+    reset_state();
+    proc *r1 = spawn_relay("size.log", NULL);
+    pg_harness_exec(pg, "INSERT INTO users (username, email) VALUES "
+                        "('small1', 's1@example.com'), "
+                        "(repeat('x', 300000), 'big@example.com'), "
+                        "('small2', 's2@example.com')");
+    bool ok = wait_settled(30000);
+    if (!ok)
+        dump_file("size.log");
+    ck_assert(ok);
+    char *msg = pg_harness_text(pg, "SELECT last_error_message FROM outbox_relay.outbox "
+                                    "WHERE state = 'dead' AND last_error_code = 'EntryTooLarge' "
+                                    "AND attempts = 1");
+    ck_assert_ptr_nonnull(msg);
+    ck_assert_msg(strstr(msg, "262144") != NULL, "reason lacks the limit: %s", msg);
+    free(msg);
+    ck_assert_uint_eq(endpoint_record_count(ep), 2);
+    stop_relay(r1, "size.log");
+}
+END_TEST
+
 /* Migrates once, through the CLI, before the tests run. */
 static void setup_and_migrate(void)
 {
@@ -602,6 +625,7 @@ int main(void)
     tcase_add_test(tc, permanent_entry_errors_dead_letter_only_their_rows);
     tcase_add_test(tc, outages_never_dead_letter_but_repeated_entry_failures_do);
     tcase_add_test(tc, each_users_events_arrive_in_order_through_failures);
+    tcase_add_test(tc, an_entry_over_the_size_limit_is_dead_lettered_at_once);
     tcase_add_test(tc, bad_configuration_exits_2_with_the_key_named);
     tcase_add_test(tc, check_config_masks_the_secret);
     suite_add_tcase(s, tc);
