@@ -50,7 +50,7 @@ typedef struct relay_config {
     /* relay */
     int batch_size;          /* rows claimed per transaction, default 500 */
     int poll_interval_ms;    /* fallback wake-up, default 1000 */
-    int max_in_flight;       /* concurrent PutEvents requests per replica, default 64 */
+    int max_in_flight;       /* concurrent PutEvents requests per replica, default 200 */
     int pipelines;           /* claims in flight per replica (worker threads), default 4 */
     int http_timeout_ms;     /* whole request, default 10000 */
     int connect_timeout_ms;  /* default 3000 */

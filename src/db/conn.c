@@ -200,6 +200,17 @@ or_status db_conn_connect(db_conn *c, or_error *err)
     }
     PQsetNoticeProcessor(c->pg, conn_notice, NULL);
 
+    /*
+     * The relay's queries are only right one way: walk the pending partial
+     * index in id order. Right after a backlog appears, autovacuum has not
+     * analysed it yet, and on those stale estimates the planner sorted the
+     * whole backlog for every claim (measured: 143 ms instead of 2 ms for
+     * 500 of 100,000 rows). These sessions run nothing else, so steer them.
+     */
+    if (db_exec(c, "SET enable_seqscan = off; SET enable_bitmapscan = off; SET enable_sort = off",
+                err) != OR_OK)
+        goto out;
+
     if (c->claim_timeout_ms > 0) {
         char sql[96];
         snprintf(sql, sizeof(sql), "SET idle_in_transaction_session_timeout = %d",

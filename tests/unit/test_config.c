@@ -107,7 +107,7 @@ START_TEST(defaults_apply_when_only_region_is_set)
     ck_assert_int_eq(cfg->max_entries_per_request, 10);
     ck_assert_int_eq(cfg->batch_size, 500);
     ck_assert_int_eq(cfg->poll_interval_ms, 1000);
-    ck_assert_int_eq(cfg->max_in_flight, 64);
+    ck_assert_int_eq(cfg->max_in_flight, 200);
     ck_assert_int_eq(cfg->pipelines, 4);
     ck_assert_int_eq(cfg->http_timeout_ms, 10000);
     ck_assert_int_eq(cfg->connect_timeout_ms, 3000);
@@ -750,7 +750,7 @@ START_TEST(reference_lists_every_key_with_env_default_and_range)
         "1..10 |",
         "| `relay.batch_size` | `OUTBOX_RELAY_BATCH_SIZE` | `500` | 1..10000 |",
         "| `relay.poll_interval_ms` | `OUTBOX_RELAY_POLL_INTERVAL_MS` | `1000` | 10..3600000 |",
-        "| `relay.max_in_flight` | `OUTBOX_RELAY_MAX_IN_FLIGHT` | `64` | 1..1024 |",
+        "| `relay.max_in_flight` | `OUTBOX_RELAY_MAX_IN_FLIGHT` | `200` | 1..1024 |",
         "| `relay.pipelines` | `OUTBOX_RELAY_PIPELINES` | `4` | 1..64 |",
         "| `relay.claim_timeout_ms` | `OUTBOX_RELAY_CLAIM_TIMEOUT_MS` | `15000` | 1000..3600000 |",
         "| `relay.max_attempts` | `OUTBOX_RELAY_MAX_ATTEMPTS` | `10` | 1..1000000 |",
