@@ -9,7 +9,7 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 OUTBOX_BUILD_PKGS="build-essential cmake pkg-config libpq-dev libcurl4-openssl-dev libssl-dev
   libjson-c-dev libyaml-dev"
 OUTBOX_TEST_PKGS="check libmicrohttpd-dev postgresql postgresql-contrib clang clang-format
-  curl ca-certificates"
+  curl ca-certificates jq"
 OUTBOX_DEMO_PKGS="check libmicrohttpd-dev postgresql curl jq"
 
 # ensure_packages PKG...: installs the ones dpkg does not know as installed.
@@ -59,7 +59,8 @@ as_pg_user() {
 }
 
 # pg_start DIR: initdb into DIR and start a server on a free port on
-# 127.0.0.1. Sets PGPORT_DEMO and PG_DIR_DEMO.
+# 127.0.0.1. Sets PGPORT_DEMO and PG_DIR_DEMO. fsync is off (throwaway data)
+# unless PG_FSYNC=on; PG_EXTRA_OPTS adds server options ("-c name=value ...").
 pg_start() {
     local dir=$1 bin port try
     bin=$(pg_bindir)
@@ -70,7 +71,8 @@ pg_start() {
     for try in 1 2 3 4 5 6 7 8; do
         port=$((20000 + RANDOM % 20000))
         if as_pg_user "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 30 \
-            -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null 2>&1; then
+            -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=${PG_FSYNC:-off} ${PG_EXTRA_OPTS:-}" \
+            start >/dev/null 2>&1; then
             PGPORT_DEMO=$port
             PG_DIR_DEMO=$dir
             return 0
