@@ -545,7 +545,7 @@ int main(int argc, char **argv)
         MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
         (uint16_t)port, NULL, NULL, ep_handler, &srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin,
         MHD_OPTION_NOTIFY_COMPLETED, ep_completed, &srv, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned int)120, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)512, MHD_OPTION_END);
+        (unsigned int)120, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)4096, MHD_OPTION_END);
     if (daemon == NULL) {
         log_error("cannot listen on %s:%ld", bind_addr, port);
         rc = 1;
