@@ -1,5 +1,6 @@
 #include "common/strbuf.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,68 +94,65 @@ or_status strbuf_json_string(strbuf *sb, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
     size_t start = sb->len;
-    if (strbuf_putc(sb, '"') != OR_OK)
+    /* reserve for the worst case (every byte as \u00XX) when it fits, so the
+     * runs below are plain copies; else at least for the unescaped size */
+    if (len < SIZE_MAX / 8 && reserve(sb, len * 6 + 2) != OR_OK && reserve(sb, len + 2) != OR_OK)
         return OR_ERR;
+    if (strbuf_putc(sb, '"') != OR_OK)
+        goto fail;
+    size_t run = 0; /* start of the current run of bytes that need no escape */
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
-        char esc[7];
-        const char *out = NULL;
-        size_t outlen = 0;
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        if (i > run && strbuf_append(sb, s + run, i - run) != OR_OK)
+            goto fail;
+        run = i + 1;
+        char esc[6] = {'\\', 0, 0, 0, 0, 0};
+        size_t n = 2;
         switch (c) {
         case '"':
-            out = "\\\"";
-            outlen = 2;
+            esc[1] = '"';
             break;
         case '\\':
-            out = "\\\\";
-            outlen = 2;
+            esc[1] = '\\';
             break;
         case '\n':
-            out = "\\n";
-            outlen = 2;
+            esc[1] = 'n';
             break;
         case '\r':
-            out = "\\r";
-            outlen = 2;
+            esc[1] = 'r';
             break;
         case '\t':
-            out = "\\t";
-            outlen = 2;
+            esc[1] = 't';
             break;
         case '\b':
-            out = "\\b";
-            outlen = 2;
+            esc[1] = 'b';
             break;
         case '\f':
-            out = "\\f";
-            outlen = 2;
+            esc[1] = 'f';
             break;
         default:
-            if (c < 0x20) {
-                esc[0] = '\\';
-                esc[1] = 'u';
-                esc[2] = '0';
-                esc[3] = '0';
-                esc[4] = hex[c >> 4];
-                esc[5] = hex[c & 15];
-                esc[6] = '\0';
-                out = esc;
-                outlen = 6;
-            }
+            esc[1] = 'u';
+            esc[2] = '0';
+            esc[3] = '0';
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            n = 6;
         }
-        or_status st = out ? strbuf_append(sb, out, outlen) : strbuf_putc(sb, (char)c);
-        if (st != OR_OK) {
-            sb->len = start;
-            sb->data[start] = '\0';
-            return OR_ERR;
-        }
+        if (strbuf_append(sb, esc, n) != OR_OK)
+            goto fail;
     }
-    if (strbuf_putc(sb, '"') != OR_OK) {
-        sb->len = start;
-        sb->data[start] = '\0';
-        return OR_ERR;
-    }
+    if (len > run && strbuf_append(sb, s + run, len - run) != OR_OK)
+        goto fail;
+    if (strbuf_putc(sb, '"') != OR_OK)
+        goto fail;
     return OR_OK;
+fail:
+    sb->len = start;
+    if (sb->data != NULL)
+        sb->data[start] = '\0';
+    return OR_ERR;
 }
 
 const char *strbuf_cstr(const strbuf *sb)

@@ -40,6 +40,29 @@ START_TEST(json_string_escapes_quotes_backslashes_and_controls)
 }
 END_TEST
 
+START_TEST(json_string_fits_a_tight_buffer_when_little_needs_escaping)
+{
+    /* 20 plain bytes plus quotes fit in 22 even though the worst case would not */
+    strbuf sb;
+    strbuf_init(&sb, 22);
+    ck_assert_int_eq(strbuf_json_string(&sb, "abcdefghijklmnopqrst", 20), OR_OK);
+    ck_assert_str_eq(strbuf_cstr(&sb), "\"abcdefghijklmnopqrst\"");
+    strbuf_free(&sb);
+    /* a long run with escapes at both ends and in the middle */
+    strbuf_init(&sb, 1 << 16);
+    char in[3000];
+    memset(in, 'x', sizeof(in));
+    in[0] = '"';
+    in[1500] = '\n';
+    in[2999] = '\\';
+    ck_assert_int_eq(strbuf_json_string(&sb, in, sizeof(in)), OR_OK);
+    ck_assert_uint_eq(sb.len, 3000 + 3 + 2);
+    ck_assert(strncmp(strbuf_cstr(&sb), "\"\\\"xx", 5) == 0);
+    ck_assert_str_eq(strbuf_cstr(&sb) + sb.len - 4, "x\\\\\"");
+    strbuf_free(&sb);
+}
+END_TEST
+
 static const struct {
     const char *in, *want;
 } redactions[] = {
@@ -70,6 +93,7 @@ int main(void)
     TCase *tc = tcase_create("strbuf");
     tcase_add_test(tc, append_past_the_limit_fails_and_leaves_the_buffer_intact);
     tcase_add_test(tc, json_string_escapes_quotes_backslashes_and_controls);
+    tcase_add_test(tc, json_string_fits_a_tight_buffer_when_little_needs_escaping);
     tcase_add_loop_test(tc, conninfo_passwords_never_reach_the_log, 0,
                         (int)(sizeof(redactions) / sizeof(redactions[0])));
     suite_add_tcase(s, tc);
