@@ -355,6 +355,89 @@ START_TEST(an_entry_over_the_size_limit_is_dead_lettered_at_once)
 }
 END_TEST
 
+/* CPU seconds (user + system) used so far by a process. */
+static double cpu_seconds(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')');
+    ck_assert_ptr_nonnull(p);
+    unsigned long utime = 0, stime = 0;
+    /* fields after the command: state(3) ... utime(14) stime(15) */
+    ck_assert_int_eq(
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime), 2);
+    return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static int count_lines_with(const char *log_name, const char *needle)
+{
+    char path[512], line[4096];
+    snprintf(path, sizeof(path), "%s/%s", workdir, log_name);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    int n = 0;
+    while (fgets(line, sizeof(line), f))
+        if (strstr(line, needle) != NULL)
+            n++;
+    fclose(f);
+    return n;
+}
+
+START_TEST(outages_leave_the_relay_near_idle_and_logging_once)
+{
+    reset_state();
+    const char *extra[] = {"OUTBOX_RELAY_RECONNECT_MAX_MS=2000", NULL};
+    proc *r1 = spawn_relay("outage.log", extra);
+    pg_harness_exec(pg, "INSERT INTO users (username, email) SELECT 'o' || g, 'o' || g || "
+                        "'@example.com' FROM generate_series(1, 2000) g");
+    ck_assert(wait_delivered(2000, 30000));
+
+    /* EventBridge refuses every request for 8 s while 2,000 changes wait */
+    endpoint_control(ep, "{\"http_status\": 503, \"http_count\": 100000000}");
+    pg_harness_exec(pg, "INSERT INTO users (username, email) SELECT 'p' || g, 'p' || g || "
+                        "'@example.com' FROM generate_series(1, 2000) g");
+    clock_sleep_ms(1000);
+    endpoint_counters st0, st;
+    endpoint_stats(ep, &st0);
+    double c0 = cpu_seconds(proc_pid(r1));
+    clock_sleep_ms(8000);
+    double cpu_ep_outage = cpu_seconds(proc_pid(r1)) - c0;
+    endpoint_stats(ep, &st);
+    int warns = count_lines_with("outage.log", "level=warn");
+    endpoint_reset_faults(ep);
+    ck_assert_msg(cpu_ep_outage < 0.5, "relay used %.2f CPU s in 8 s of endpoint outage",
+                  cpu_ep_outage);
+    ck_assert_msg(warns <= 3, "%d warnings for one outage", warns);
+
+    /* the database goes away for 6 s */
+    ck_assert(wait_delivered(4000, 60000));
+    pg_harness_stop_server(pg);
+    clock_sleep_ms(1000);
+    c0 = cpu_seconds(proc_pid(r1));
+    clock_sleep_ms(5000);
+    double db_cpu = cpu_seconds(proc_pid(r1)) - c0;
+    pg_harness_start_server(pg);
+    pg_harness_exec(pg, "INSERT INTO users (username, email) VALUES ('q', 'q@example.com')");
+    bool ok = wait_delivered(4001, 30000);
+    if (!ok || db_cpu >= 0.5)
+        dump_file("outage.log");
+    ck_assert(ok);
+    ck_assert_msg(db_cpu < 0.5, "relay used %.2f CPU s in 5 s of database outage", db_cpu);
+    ck_assert_int_ge(count_lines_with("outage.log", "database connection restored"), 1);
+    fprintf(stderr,
+            "outage: relay CPU %.2f s over 8 s of endpoint outage (%lld requests in those 8 s), "
+            "%.2f s over 5 s of database outage, %d warnings for the endpoint outage\n",
+            cpu_ep_outage, st.requests - st0.requests, db_cpu, warns);
+    stop_relay(r1, "outage.log");
+}
+END_TEST
+
 /* Migrates once, through the CLI, before the tests run. */
 static void setup_and_migrate(void)
 {
@@ -626,6 +709,7 @@ int main(void)
     tcase_add_test(tc, outages_never_dead_letter_but_repeated_entry_failures_do);
     tcase_add_test(tc, each_users_events_arrive_in_order_through_failures);
     tcase_add_test(tc, an_entry_over_the_size_limit_is_dead_lettered_at_once);
+    tcase_add_test(tc, outages_leave_the_relay_near_idle_and_logging_once);
     tcase_add_test(tc, bad_configuration_exits_2_with_the_key_named);
     tcase_add_test(tc, check_config_masks_the_secret);
     suite_add_tcase(s, tc);
