@@ -121,13 +121,22 @@ static int cmd_run(const relay_config *cfg)
     return 0;
 }
 
-static int cmd_migrate(const relay_config *cfg)
+/*
+ * One connection attempt for the one-shot commands (migrate, status,
+ * requeue). On failure prints a message naming the server (password
+ * redacted) and returns NULL.
+ */
+static PGconn *command_connect(const relay_config *cfg, const char *application_name)
 {
     char label[256];
     log_redact_conninfo(cfg->database_url ? cfg->database_url : "(PG* environment)", label,
                         sizeof(label));
-    const char *keys[] = {"dbname", "application_name", NULL};
-    const char *vals[] = {cfg->database_url ? cfg->database_url : "", "outbox-relay migrate", NULL};
+    char timeout[16];
+    snprintf(timeout, sizeof(timeout), "%d", (cfg->connect_timeout_ms + 999) / 1000);
+    /* connect_timeout first: a value in the URL overrides it */
+    const char *keys[] = {"connect_timeout", "dbname", "application_name", NULL};
+    const char *vals[] = {timeout, cfg->database_url ? cfg->database_url : "", application_name,
+                          NULL};
     PGconn *conn = PQconnectdbParams(keys, vals, 1);
     if (PQstatus(conn) != CONNECTION_OK) {
         char msg[512];
@@ -135,8 +144,16 @@ static int cmd_migrate(const relay_config *cfg)
         msg[strcspn(msg, "\n")] = '\0';
         fprintf(stderr, "outbox-relay: cannot connect to database %s: %s\n", label, msg);
         PQfinish(conn);
-        return EXIT_RUNTIME;
+        return NULL;
     }
+    return conn;
+}
+
+static int cmd_migrate(const relay_config *cfg)
+{
+    PGconn *conn = command_connect(cfg, "outbox-relay migrate");
+    if (conn == NULL)
+        return EXIT_RUNTIME;
     or_error err = {{0}};
     int applied = 0;
     or_status st = migrate_apply(conn, &applied, &err);
@@ -172,24 +189,9 @@ typedef struct admin_options {
  */
 static PGconn *admin_connect(const relay_config *cfg, const char *application_name)
 {
-    char label[256];
-    log_redact_conninfo(cfg->database_url ? cfg->database_url : "(PG* environment)", label,
-                        sizeof(label));
-    char timeout[16];
-    snprintf(timeout, sizeof(timeout), "%d", (cfg->connect_timeout_ms + 999) / 1000);
-    /* connect_timeout first: a value in the URL overrides it */
-    const char *keys[] = {"connect_timeout", "dbname", "application_name", NULL};
-    const char *vals[] = {timeout, cfg->database_url ? cfg->database_url : "", application_name,
-                          NULL};
-    PGconn *conn = PQconnectdbParams(keys, vals, 1);
-    if (PQstatus(conn) != CONNECTION_OK) {
-        char msg[512];
-        snprintf(msg, sizeof(msg), "%s", PQerrorMessage(conn));
-        msg[strcspn(msg, "\n")] = '\0';
-        fprintf(stderr, "outbox-relay: cannot connect to database %s: %s\n", label, msg);
-        PQfinish(conn);
+    PGconn *conn = command_connect(cfg, application_name);
+    if (conn == NULL)
         return NULL;
-    }
     or_error err = {{0}};
     bool present = false;
     if (admin_schema_present(conn, &present, &err) != OR_OK) {
@@ -198,6 +200,9 @@ static PGconn *admin_connect(const relay_config *cfg, const char *application_na
         return NULL;
     }
     if (!present) {
+        char label[256];
+        log_redact_conninfo(cfg->database_url ? cfg->database_url : "(PG* environment)", label,
+                            sizeof(label));
         fprintf(stderr,
                 "outbox-relay: table outbox_relay.outbox does not exist in database %s\n"
                 "HINT: run outbox-relay migrate\n",

@@ -48,6 +48,14 @@
  * and any worker that claims a full batch (a backlog) wakes them, so an idle
  * replica costs one session's wake-ups, not one per pipeline.
  */
+/* One kind of rate-limited warning (see warn_limited). */
+#define RELAY_WARN_KINDS 16
+typedef struct warn_kind {
+    char key[96];
+    int64_t last_ms;
+    unsigned long long suppressed;
+} warn_kind;
+
 typedef struct worker {
     struct relay *r;
     int index;
@@ -88,9 +96,7 @@ struct relay {
     unsigned long long work_gen; /* bumped when a worker saw a backlog */
     send_rate rate;
     relay_stats stats;
-    char last_warn_key[96];
-    int64_t last_warn_ms;
-    unsigned long long warn_suppressed;
+    warn_kind warn_kinds[RELAY_WARN_KINDS];
     int64_t summary_start_ms;
     unsigned long long summary_published;
     unsigned long long summary_failed;
@@ -241,23 +247,39 @@ static void interruptible_sleep(relay *r, int64_t ms)
 }
 
 /*
- * Logs a warning unless the same kind was logged within RELAY_LOG_REPEAT_MS
- * (by any worker); repeats are counted and reported with the next line.
+ * Logs a warning unless one of the same kind was logged within
+ * RELAY_LOG_REPEAT_MS (by any worker). Each kind keeps its own clock and
+ * count of repeats, which are reported with its next line, so kinds that
+ * alternate during an outage do not defeat each other's limit.
  */
 static void warn_limited(relay *r, const char *key, const char *fmt, ...) OR_PRINTF(3, 4);
 static void warn_limited(relay *r, const char *key, const char *fmt, ...)
 {
     int64_t now = clock_mono_ms();
     pthread_mutex_lock(&r->mu);
-    if (strcmp(key, r->last_warn_key) == 0 && now - r->last_warn_ms < RELAY_LOG_REPEAT_MS) {
-        r->warn_suppressed++;
+    warn_kind *k = NULL, *oldest = &r->warn_kinds[0];
+    for (size_t i = 0; i < RELAY_WARN_KINDS; i++) {
+        warn_kind *c = &r->warn_kinds[i];
+        if (c->key[0] != '\0' && strcmp(c->key, key) == 0) {
+            k = c;
+            break;
+        }
+        if (c->last_ms < oldest->last_ms)
+            oldest = c;
+    }
+    if (k == NULL) {
+        k = oldest; /* forget the kind heard from longest ago */
+        snprintf(k->key, sizeof(k->key), "%s", key);
+        k->last_ms = 0;
+        k->suppressed = 0;
+    } else if (now - k->last_ms < RELAY_LOG_REPEAT_MS) {
+        k->suppressed++;
         pthread_mutex_unlock(&r->mu);
         return;
     }
-    unsigned long long suppressed = r->warn_suppressed;
-    snprintf(r->last_warn_key, sizeof(r->last_warn_key), "%s", key);
-    r->last_warn_ms = now;
-    r->warn_suppressed = 0;
+    unsigned long long suppressed = k->suppressed;
+    k->last_ms = now;
+    k->suppressed = 0;
     pthread_mutex_unlock(&r->mu);
 
     char msg[1536];
@@ -266,8 +288,7 @@ static void warn_limited(relay *r, const char *key, const char *fmt, ...)
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     if (suppressed > 0)
-        log_warn("%s (%llu similar warnings in the last %d s not shown)", msg, suppressed,
-                 RELAY_LOG_REPEAT_MS / 1000);
+        log_warn("%s (%llu more like this since the last such line)", msg, suppressed);
     else
         log_warn("%s", msg);
 }
