@@ -15,6 +15,7 @@
 #include <json-c/json.h>
 #include <libpq-fe.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,14 +31,17 @@
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE   2
 
-static volatile sig_atomic_t stop_requested;
+/* lock-free, so async-signal-safe; atomic, so every worker thread may read it */
+static atomic_int stop_requested;
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2,
+               "the stop flag must be lock-free to be set from a signal handler");
 static int wake_pipe[2] = {-1, -1};
 
 static void on_stop_signal(int sig)
 {
     (void)sig;
     int saved = errno;
-    stop_requested = 1;
+    atomic_store(&stop_requested, 1);
     if (wake_pipe[1] >= 0) {
         char c = 1;
         ssize_t n = write(wake_pipe[1], &c, 1);

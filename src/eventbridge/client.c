@@ -283,8 +283,8 @@ static void eb_call_finish(eb_client *c, const eb_call *call, const http_request
 }
 
 static or_status eb_publish_round(eb_client *c, const eb_entry *entries, size_t n,
-                                  eb_result *results, volatile sig_atomic_t *abort_flag,
-                                  long grace_ms, or_error *err)
+                                  eb_result *results, atomic_int *abort_flag, long grace_ms,
+                                  or_error *err)
 {
     or_status st = OR_OK;
     size_t *request_of = NULL;
@@ -399,7 +399,7 @@ static bool eb_needs_isolation(const eb_result *r)
 }
 
 or_status eb_client_publish(eb_client *c, const eb_entry *entries, size_t n, eb_result *results,
-                            volatile sig_atomic_t *abort_flag, long grace_ms, or_error *err)
+                            atomic_int *abort_flag, long grace_ms, or_error *err)
 {
     or_status st = eb_publish_round(c, entries, n, results, abort_flag, grace_ms, err);
     if (st != OR_OK)

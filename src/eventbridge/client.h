@@ -6,7 +6,7 @@
 #ifndef OUTBOX_EVENTBRIDGE_CLIENT_H
 #define OUTBOX_EVENTBRIDGE_CLIENT_H
 
-#include <signal.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -45,8 +45,7 @@ void eb_client_free(eb_client *c);
  * and every result is EB_RETRYABLE.
  */
 or_status eb_client_publish(eb_client *c, const eb_entry *entries, size_t n, eb_result *results,
-                            volatile sig_atomic_t *abort_flag, long grace_ms,
-                            or_error *err) OR_MUST_CHECK;
+                            atomic_int *abort_flag, long grace_ms, or_error *err) OR_MUST_CHECK;
 
 /*
  * No request starts after this monotonic time (clock_mono_ms(); 0 = none)

@@ -315,8 +315,8 @@ static size_t http_drain_done(http_client *c)
     return done;
 }
 
-or_status http_client_perform(http_client *c, http_request *reqs, size_t n,
-                              volatile sig_atomic_t *abort_flag, long grace_ms, or_error *err)
+or_status http_client_perform(http_client *c, http_request *reqs, size_t n, atomic_int *abort_flag,
+                              long grace_ms, or_error *err)
 {
     or_status st = OR_OK;
     size_t next = 0;
@@ -346,7 +346,8 @@ or_status http_client_perform(http_client *c, http_request *reqs, size_t n,
             expired = true;
             break;
         }
-        if (!aborting && abort_flag != NULL && *abort_flag) {
+        if (!aborting && abort_flag != NULL &&
+            atomic_load_explicit(abort_flag, memory_order_relaxed)) {
             aborting = true;
             abandon_at = clock_mono_ms() + (grace_ms > 0 ? grace_ms : 0);
         }

@@ -10,7 +10,7 @@
 #ifndef OUTBOX_HTTP_HTTP_H
 #define OUTBOX_HTTP_HTTP_H
 
-#include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -53,9 +53,8 @@ void http_client_free(http_client *c);
  * handler) requests still running after grace_ms are abandoned and reported
  * as transport failures. abort_flag may be NULL.
  */
-or_status http_client_perform(http_client *c, http_request *reqs, size_t n,
-                              volatile sig_atomic_t *abort_flag, long grace_ms,
-                              or_error *err) OR_MUST_CHECK;
+or_status http_client_perform(http_client *c, http_request *reqs, size_t n, atomic_int *abort_flag,
+                              long grace_ms, or_error *err) OR_MUST_CHECK;
 
 /*
  * Sets a monotonic deadline (clock_mono_ms(); 0 = none) for later perform()

@@ -88,7 +88,7 @@ struct relay {
     int n_workers;
     worker *workers;
 
-    volatile sig_atomic_t *stop;
+    atomic_int *stop; /* set from a signal handler; read by every worker */
     int wake_fd;
 
     pthread_mutex_t mu; /* guards everything below */
@@ -103,6 +103,11 @@ struct relay {
     int connect_log_failures; /* attempts reported in the last connect warning */
     int64_t last_connect_log_ms;
 };
+
+static bool stopping(const relay *r)
+{
+    return atomic_load_explicit(r->stop, memory_order_relaxed) != 0;
+}
 
 relay *relay_new(const relay_config *cfg, or_error *err)
 {
@@ -233,7 +238,7 @@ static void copy_trunc(char *dst, size_t size, const char *src)
 static void interruptible_sleep(relay *r, int64_t ms)
 {
     int64_t deadline = clock_mono_ms() + ms;
-    while (!*r->stop) {
+    while (!stopping(r)) {
         int64_t left = deadline - clock_mono_ms();
         if (left <= 0)
             return;
@@ -334,7 +339,7 @@ static void park(worker *w)
     until.tv_nsec = (long)(ns % 1000000000LL);
     pthread_mutex_lock(&r->mu);
     unsigned long long gen = r->work_gen;
-    while (!*r->stop && r->work_gen == gen) {
+    while (!stopping(r) && r->work_gen == gen) {
         if (pthread_cond_timedwait(&r->work_cv, &r->mu, &until) != 0)
             break;
     }
@@ -345,7 +350,7 @@ static void park(worker *w)
 static or_status connect_db(worker *w)
 {
     relay *r = w->r;
-    while (!*r->stop) {
+    while (!stopping(r)) {
         or_error e = {{0}};
         if (db_conn_connect(w->db, &e) == OR_OK) {
             if (w->connect_failures > 0) {
@@ -643,7 +648,7 @@ static void *worker_main(void *arg)
 {
     worker *w = arg;
     relay *r = w->r;
-    while (!*r->stop) {
+    while (!stopping(r)) {
         if (!db_conn_ok(w->db) && connect_db(w) != OR_OK)
             break;
         pthread_mutex_lock(&r->mu);
@@ -682,7 +687,7 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-or_status relay_run(relay *r, volatile sig_atomic_t *stop, int wake_fd, or_error *err)
+or_status relay_run(relay *r, atomic_int *stop, int wake_fd, or_error *err)
 {
     r->stop = stop;
     r->wake_fd = wake_fd;
@@ -697,7 +702,7 @@ or_status relay_run(relay *r, volatile sig_atomic_t *stop, int wake_fd, or_error
         if (pthread_create(&r->workers[i].thread, NULL, worker_main, &r->workers[i]) != 0) {
             or_error_set(err, "cannot start pipeline thread %d", i);
             st = OR_ERR;
-            *stop = 1;
+            atomic_store(stop, 1);
             break;
         }
         r->workers[i].started = true;

@@ -10,7 +10,7 @@
 #ifndef OUTBOX_RELAY_RELAY_H
 #define OUTBOX_RELAY_RELAY_H
 
-#include <signal.h>
+#include <stdatomic.h>
 
 #include "common/error.h"
 #include "config/config.h"
@@ -27,8 +27,7 @@ relay *relay_new(const relay_config *cfg, or_error *err);
  * its claim rolled back, so the rows stay pending). Returns OR_OK on a clean
  * stop; OR_ERR only for errors that retrying cannot fix.
  */
-or_status relay_run(relay *r, volatile sig_atomic_t *stop, int wake_fd,
-                    or_error *err) OR_MUST_CHECK;
+or_status relay_run(relay *r, atomic_int *stop, int wake_fd, or_error *err) OR_MUST_CHECK;
 
 /* Totals since start, for logs and tests. */
 typedef struct relay_stats {
