@@ -22,6 +22,7 @@
 #include "chaos/chaos_util.h"
 #include "common/clock.h"
 #include "common/error.h"
+#include "support/check_main.h"
 
 #define N_REPLICAS     3
 #define CLAIM_TIMEOUT  3000
@@ -531,9 +532,5 @@ int main(void)
     tcase_set_timeout(tc, 400);
     tcase_add_test(tc, three_replicas_under_chaos_publish_every_change_in_per_user_order);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run_suite(s);
 }

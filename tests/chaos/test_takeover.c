@@ -17,6 +17,7 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/strbuf.h"
+#include "support/check_main.h"
 
 #define N_REPLICAS    3
 #define BACKLOG       20000
@@ -218,9 +219,5 @@ int main(void)
                    killing_two_of_three_replicas_mid_backlog_the_survivor_takes_over_and_drains);
     tcase_add_test(tc, pausing_two_of_three_replicas_past_the_claim_timeout_hands_their_rows_over);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run_suite(s);
 }

@@ -15,20 +15,14 @@
 #include "db/admin.h"
 #include "db/migrate.h"
 #include "support/pg_harness.h"
+#include "support/check_main.h"
 
 static pg_harness *pg;
 static char workdir[256];
 
 static void setup_cluster(void)
 {
-    pg = pg_harness_start();
-    pg_harness_create_users(pg);
-    PGconn *conn = pg_harness_connect(pg);
-    or_error err = {{0}};
-    int applied = 0;
-    or_status st = migrate_apply(conn, &applied, &err);
-    PQfinish(conn);
-    ck_assert_msg(st == OR_OK, "migrate: %s", err.msg);
+    pg = pg_harness_start_migrated();
     snprintf(workdir, sizeof(workdir), "%s", pg_harness_dir(pg));
 }
 
@@ -529,9 +523,5 @@ static Suite *admin_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(admin_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run_suite(admin_suite());
 }

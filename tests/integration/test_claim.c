@@ -12,10 +12,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "db/conn.h"
 #include "db/migrate.h"
 #include "db/outbox.h"
 #include "support/pg_harness.h"
+#include "support/check_main.h"
 
 #define NROWS 1000
 
@@ -23,14 +25,7 @@ static pg_harness *pg;
 
 static void setup_cluster(void)
 {
-    pg = pg_harness_start();
-    pg_harness_create_users(pg);
-    PGconn *conn = pg_harness_connect(pg);
-    or_error err = {{0}};
-    int applied = 0;
-    or_status st = migrate_apply(conn, &applied, &err);
-    PQfinish(conn);
-    ck_assert_msg(st == OR_OK, "migrate: %s", err.msg);
+    pg = pg_harness_start_migrated();
 }
 
 static void teardown_cluster(void)
@@ -51,13 +46,6 @@ static void reset_with_users(int n)
                  n);
         pg_harness_exec(pg, sql);
     }
-}
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static db_conn *relay_conn(bool listen)
@@ -242,9 +230,9 @@ START_TEST(test_a_stalled_claim_is_broken_after_the_claim_timeout)
     ck_assert_uint_eq(none->n, 0);
     outbox_batch_free(none);
 
-    long long t0 = now_ms();
+    long long t0 = clock_mono_ms();
     outbox_batch *taken = NULL;
-    while (now_ms() - t0 < 5000) {
+    while (clock_mono_ms() - t0 < 5000) {
         taken = claim_ordered(other, 100);
         if (taken->n > 0)
             break;
@@ -252,7 +240,7 @@ START_TEST(test_a_stalled_claim_is_broken_after_the_claim_timeout)
         taken = NULL;
         usleep(50 * 1000);
     }
-    long long took = now_ms() - t0;
+    long long took = clock_mono_ms() - t0;
     ck_assert_msg(taken != NULL && taken->n == 5, "rows not taken over within 5 s");
     ck_assert_msg(took >= 800 && took < 3000, "took over after %lld ms", took);
     complete_all_sent(other, taken);
@@ -423,8 +411,8 @@ START_TEST(test_open_claim_is_skipped_and_freed_when_its_session_ends)
 
     /* the server aborts a's transaction as soon as it sees the disconnect */
     size_t got = 0;
-    long long deadline = now_ms() + 5000;
-    while (got != 20 && now_ms() < deadline) {
+    long long deadline = clock_mono_ms() + 5000;
+    while (got != 20 && clock_mono_ms() < deadline) {
         bb = claim(b, 100);
         got = bb->n;
         if (got == 20)
@@ -638,10 +626,10 @@ START_TEST(test_only_one_relay_enters_the_waiter_lock)
     ck_assert_msg(outbox_waiter_enter(a, &entered, &err) == OR_OK, "%s", err.msg);
     ck_assert(entered);
 
-    long long t0 = now_ms();
+    long long t0 = clock_mono_ms();
     entered = true;
     ck_assert_msg(outbox_waiter_enter(b, &entered, &err) == OR_OK, "%s", err.msg);
-    long long took = now_ms() - t0;
+    long long took = clock_mono_ms() - t0;
     ck_assert(!entered);
     ck_assert_msg(took < 1000, "second waiter_enter took %lld ms", took);
     char *lt = pg_harness_conn_text(db_conn_pg(b), "SHOW lock_timeout");
@@ -664,9 +652,9 @@ START_TEST(test_wait_wakes_on_notification_wake_fd_and_reports_a_dead_session)
     ck_assert(db_conn_listening(c));
     or_error err = {{0}};
 
-    long long t0 = now_ms();
+    long long t0 = clock_mono_ms();
     ck_assert_int_eq(db_conn_wait(c, 150, -1, &err), 0);
-    ck_assert_int_ge(now_ms() - t0, 140);
+    ck_assert_int_ge(clock_mono_ms() - t0, 140);
 
     bool entered = false;
     ck_assert_msg(outbox_waiter_enter(c, &entered, &err) == OR_OK, "%s", err.msg);
@@ -678,9 +666,9 @@ START_TEST(test_wait_wakes_on_notification_wake_fd_and_reports_a_dead_session)
     int p[2];
     ck_assert_int_eq(pipe(p), 0);
     ck_assert_int_eq(write(p[1], "x", 1), 1);
-    t0 = now_ms();
+    t0 = clock_mono_ms();
     ck_assert_int_eq(db_conn_wait(c, 5000, p[0], &err), 0);
-    ck_assert_int_lt(now_ms() - t0, 1000);
+    ck_assert_int_lt(clock_mono_ms() - t0, 1000);
     close(p[0]);
     close(p[1]);
 
@@ -783,9 +771,5 @@ static Suite *claim_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(claim_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run_suite(claim_suite());
 }

@@ -21,6 +21,7 @@
 #include "common/strbuf.h"
 #include "support/endpoint_ctl.h"
 #include "eventbridge/client.h"
+#include "support/check_main.h"
 
 #define AKID      "AKIDHTTPFAULTS000001"
 #define SECRET    "httpfaults/Secret+Key/000000000000000000"
@@ -701,9 +702,5 @@ static Suite *http_faults_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(http_faults_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run_suite(http_faults_suite());
 }

@@ -13,6 +13,7 @@
 
 #include "db/migrate.h"
 #include "support/pg_harness.h"
+#include "support/check_main.h"
 
 #define NREPLICAS 4
 
@@ -258,9 +259,5 @@ static Suite *migrate_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(migrate_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run_suite(migrate_suite());
 }

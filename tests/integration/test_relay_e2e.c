@@ -16,6 +16,7 @@
 #include "support/endpoint_ctl.h"
 #include "support/pg_harness.h"
 #include "support/proc.h"
+#include "support/check_main.h"
 
 #define AKID   "AKIDE2EEXAMPLE"
 #define SECRET "e2e/secret/EXAMPLEKEY"
@@ -718,9 +719,5 @@ int main(void)
     tcase_add_test(tc, bad_configuration_exits_2_with_the_key_named);
     tcase_add_test(tc, check_config_masks_the_secret);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run_suite(s);
 }

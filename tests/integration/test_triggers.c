@@ -12,19 +12,13 @@
 
 #include "db/migrate.h"
 #include "support/pg_harness.h"
+#include "support/check_main.h"
 
 static pg_harness *pg;
 
 static void setup_cluster(void)
 {
-    pg = pg_harness_start();
-    pg_harness_create_users(pg);
-    PGconn *conn = pg_harness_connect(pg);
-    or_error err = {{0}};
-    int applied = 0;
-    or_status st = migrate_apply(conn, &applied, &err);
-    PQfinish(conn);
-    ck_assert_msg(st == OR_OK, "migrate: %s", err.msg);
+    pg = pg_harness_start_migrated();
 }
 
 static void teardown_cluster(void)
@@ -303,9 +297,5 @@ static Suite *triggers_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(triggers_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run_suite(triggers_suite());
 }

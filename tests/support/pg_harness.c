@@ -2,18 +2,17 @@
  * pg_harness.c - throwaway PostgreSQL clusters for the integration tests.
  */
 #include "pg_harness.h"
+#include "proc.h"
 
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
-#include <netinet/in.h>
 #include <pwd.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -137,22 +136,9 @@ static void pgh_fail(const pg_harness *h, const char *what, int rc)
 
 static int pgh_free_port(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_msg(fd >= 0, "pg_harness: socket: %s", strerror(errno));
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    sa.sin_port = 0;
-    socklen_t len = sizeof(sa);
-    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
-        getsockname(fd, (struct sockaddr *)&sa, &len) != 0) {
-        int e = errno;
-        close(fd);
-        ck_abort_msg("pg_harness: cannot find a free port: %s", strerror(e));
-    }
-    close(fd);
-    return ntohs(sa.sin_port);
+    int port = proc_free_tcp_port();
+    ck_assert_msg(port > 0, "pg_harness: cannot find a free port");
+    return port;
 }
 
 static void pgh_pg_ctl(pg_harness *h, const char *action, const char *mode)
@@ -330,9 +316,9 @@ char *pg_harness_conn_text(PGconn *conn, const char *sql)
     return v;
 }
 
-long long pg_harness_conn_scalar(PGconn *conn, const char *sql)
+/* Parses a query's single value as an integer; takes ownership of v. */
+static long long pgh_parse_ll(char *v, const char *sql)
 {
-    char *v = pg_harness_conn_text(conn, sql);
     ck_assert_msg(v != NULL, "pg_harness: NULL where a number was expected: %.300s", sql);
     char *end = NULL;
     errno = 0;
@@ -343,6 +329,11 @@ long long pg_harness_conn_scalar(PGconn *conn, const char *sql)
     free(v);
     ck_assert_msg(ok, "pg_harness: \"%s\" is not an integer: %.300s", copy, sql);
     return n;
+}
+
+long long pg_harness_conn_scalar(PGconn *conn, const char *sql)
+{
+    return pgh_parse_ll(pg_harness_conn_text(conn, sql), sql);
 }
 
 void pg_harness_exec(const pg_harness *h, const char *sql)
@@ -387,17 +378,7 @@ char *pg_harness_text(const pg_harness *h, const char *sql)
 
 long long pg_harness_scalar(const pg_harness *h, const char *sql)
 {
-    char *v = pg_harness_text(h, sql);
-    ck_assert_msg(v != NULL, "pg_harness: NULL where a number was expected: %.300s", sql);
-    char *end = NULL;
-    errno = 0;
-    long long n = strtoll(v, &end, 10);
-    bool ok = errno == 0 && end != v && *end == '\0';
-    char copy[64];
-    snprintf(copy, sizeof(copy), "%s", v);
-    free(v);
-    ck_assert_msg(ok, "pg_harness: \"%s\" is not an integer: %.300s", copy, sql);
-    return n;
+    return pgh_parse_ll(pg_harness_text(h, sql), sql);
 }
 
 void pg_harness_create_database(const pg_harness *h, const char *name)

@@ -61,6 +61,12 @@ char *pg_harness_conn_text(PGconn *conn, const char *sql);
 
 /* The User Service's table: public.users(id, username, email, password_hash, created_at). */
 void pg_harness_create_users(const pg_harness *h);
+
+/*
+ * pg_harness_start(), then the users table and every embedded migration
+ * (tests/support/pg_migrated.c; needs or_db). Aborts the test on failure.
+ */
+pg_harness *pg_harness_start_migrated(void);
 void pg_harness_conn_create_users(PGconn *conn);
 
 /* pg_ctl stop -m fast / start again on the same port and data / restart -m fast. */

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "relay/backoff.h"
+#include "support/check_main.h"
 
 static const struct {
     int attempt;
@@ -68,9 +69,5 @@ int main(void)
     tcase_add_test(tc, full_jitter_spans_zero_to_ceiling);
     tcase_add_test(tc, random_delays_stay_within_bounds_and_vary);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run_suite(s);
 }

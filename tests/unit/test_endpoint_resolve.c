@@ -8,6 +8,7 @@
 
 #include "aws/credentials.h"
 #include "aws/endpoint.h"
+#include "support/check_main.h"
 
 static const struct {
     const char *region;
@@ -262,9 +263,5 @@ static Suite *endpoint_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(endpoint_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run_suite(endpoint_suite());
 }

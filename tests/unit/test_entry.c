@@ -6,6 +6,7 @@
 
 #include "eventbridge/entry.h"
 #include "relay/mapping.h"
+#include "support/check_main.h"
 
 static const mapping_options opts = {.source = "user-service",
                                      .event_bus_name = "user-service-bus"};
@@ -198,9 +199,5 @@ int main(void)
     tcase_add_test(tc, detail_over_buffer_limit_is_an_error_not_a_truncation);
     tcase_add_test(tc, entry_size_follows_the_aws_formula);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run_suite(s);
 }

@@ -10,6 +10,7 @@
 
 #include "eventbridge/entry.h"
 #include "eventbridge/putevents.h"
+#include "support/check_main.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -881,9 +882,5 @@ static Suite *putevents_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(putevents_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run_suite(putevents_suite());
 }

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "relay/send_rate.h"
+#include "support/check_main.h"
 
 START_TEST(unlimited_until_throttled)
 {
@@ -84,9 +85,5 @@ int main(void)
     tcase_add_test(tc, the_cut_uses_the_whole_replicas_rate_not_one_pipelines);
     tcase_add_test(tc, rate_recovers_without_throttling_and_the_limit_is_lifted);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run_suite(s);
 }

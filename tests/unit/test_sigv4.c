@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "aws/sigv4.h"
+#include "support/check_main.h"
 
 #define AKID   "AKIDEXAMPLE"
 #define SECRET "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
@@ -598,9 +599,5 @@ static Suite *sigv4_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(sigv4_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run_suite(sigv4_suite());
 }

@@ -5,6 +5,7 @@
 
 #include "common/log.h"
 #include "common/strbuf.h"
+#include "support/check_main.h"
 
 START_TEST(append_past_the_limit_fails_and_leaves_the_buffer_intact)
 {
@@ -97,9 +98,5 @@ int main(void)
     tcase_add_loop_test(tc, conninfo_passwords_never_reach_the_log, 0,
                         (int)(sizeof(redactions) / sizeof(redactions[0])));
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run_suite(s);
 }
