@@ -188,8 +188,6 @@ INSERT INTO outbox_relay.published_columns (column_name)
 VALUES ('id'), ('username'), ('email')
 ON CONFLICT DO NOTHING;
 
-SELECT outbox_relay.install_capture();
-
 INSERT INTO outbox_relay.schema_migrations (version, name)
 VALUES ('002', '002_capture_users')
 ON CONFLICT DO NOTHING;

@@ -15,11 +15,6 @@ void log_set_level(log_level level)
     current_level = level;
 }
 
-log_level log_get_level(void)
-{
-    return current_level;
-}
-
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
 or_status log_level_parse(const char *s, log_level *out)

@@ -22,7 +22,6 @@ typedef enum log_level {
 
 /* Sets the lowest level that is printed (default LOG_INFO). */
 void log_set_level(log_level level);
-log_level log_get_level(void);
 
 /* Parses "debug", "info", "warn", "error"; OR_ERR on anything else. */
 or_status log_level_parse(const char *s, log_level *out) OR_MUST_CHECK;

@@ -71,8 +71,7 @@ typedef struct worker {
     eb_result *results;
     size_t *send_index; /* entries[k] belongs to row send_index[k] */
     outbox_outcome *outcomes;
-    char (*codes)[80];
-    char (*messages)[300];
+    char (*map_errors)[300]; /* why row i could not become an entry */
 
     int connect_failures;
     int failed_batches;   /* consecutive batches of which nothing was accepted */
@@ -100,8 +99,6 @@ struct relay {
     int64_t summary_start_ms;
     unsigned long long summary_published;
     unsigned long long summary_failed;
-    int connect_log_failures; /* attempts reported in the last connect warning */
-    int64_t last_connect_log_ms;
 };
 
 static bool stopping(const relay *r)
@@ -181,8 +178,7 @@ static void free_scratch(worker *w)
     free(w->results);
     free(w->send_index);
     free(w->outcomes);
-    free(w->codes);
-    free(w->messages);
+    free(w->map_errors);
     w->details = NULL;
     w->cap = 0;
 }
@@ -221,8 +217,7 @@ static void ensure_capacity(worker *w, size_t n)
     w->results = xrealloc(w->results, n * sizeof(*w->results));
     w->send_index = xrealloc(w->send_index, n * sizeof(*w->send_index));
     w->outcomes = xrealloc(w->outcomes, n * sizeof(*w->outcomes));
-    w->codes = xrealloc(w->codes, n * sizeof(*w->codes));
-    w->messages = xrealloc(w->messages, n * sizeof(*w->messages));
+    w->map_errors = xrealloc(w->map_errors, n * sizeof(*w->map_errors));
     w->cap = n;
 }
 
@@ -372,19 +367,11 @@ static or_status connect_db(worker *w)
             return OR_OK;
         }
         w->connect_failures++;
-        int64_t now = clock_mono_ms();
-        if (w->index == 0) {
-            if (w->connect_failures == 1) {
-                log_warn("cannot connect to database: %s; retrying with backoff (at most %d ms "
-                         "apart)",
-                         e.msg, r->cfg->reconnect_max_ms);
-                r->last_connect_log_ms = now;
-            } else if (now - r->last_connect_log_ms >= RELAY_LOG_REPEAT_MS) {
-                log_warn("still cannot connect to database after %d attempts: %s",
-                         w->connect_failures, e.msg);
-                r->last_connect_log_ms = now;
-            }
-        }
+        if (w->index == 0)
+            warn_limited(r, "connect",
+                         "cannot connect to database (attempt %d): %s; retrying with backoff "
+                         "(at most %d ms apart)",
+                         w->connect_failures, e.msg, r->cfg->reconnect_max_ms);
         interruptible_sleep(
             r, backoff_delay_ms(w->connect_failures, 100, r->cfg->reconnect_max_ms) + 50);
     }
@@ -424,8 +411,8 @@ static void process_batch(worker *w, outbox_batch *b, int64_t claimed_at_ms)
 
     for (size_t i = 0; i < b->n; i++) {
         or_error e = {{0}};
-        w->codes[i][0] = '\0';
-        w->messages[i][0] = '\0';
+        w->outcomes[i].error_code = NULL;
+        w->outcomes[i].error_message = NULL;
         if (mapping_build_entry(&b->rows[i], &r->map, &w->details[i], &w->entries[m], &e) !=
             OR_OK) {
             /* A row that cannot become an entry can never be published: dead-letter it. */
@@ -433,8 +420,9 @@ static void process_batch(worker *w, outbox_batch *b, int64_t claimed_at_ms)
             w->outcomes[i].kind = OUTBOX_DEAD;
             w->outcomes[i].delay_ms = 0;
             w->outcomes[i].entry_failure = true;
-            copy_trunc(w->codes[i], sizeof(w->codes[i]), "InvalidRow");
-            copy_trunc(w->messages[i], sizeof(w->messages[i]), e.msg);
+            copy_trunc(w->map_errors[i], sizeof(w->map_errors[i]), e.msg);
+            w->outcomes[i].error_code = "InvalidRow";
+            w->outcomes[i].error_message = w->map_errors[i];
             continue;
         }
         w->send_index[m++] = i;
@@ -488,8 +476,9 @@ static void process_batch(worker *w, outbox_batch *b, int64_t claimed_at_ms)
             w->outcomes[i].delay_ms =
                 backoff_delay_ms(row->attempts + 1, cfg->retry_base_ms, cfg->retry_cap_ms);
         }
-        copy_trunc(w->codes[i], sizeof(w->codes[i]), res->error_code);
-        copy_trunc(w->messages[i], sizeof(w->messages[i]), res->error_message);
+        /* w->results lives until the next batch, past outbox_complete() */
+        w->outcomes[i].error_code = res->error_code;
+        w->outcomes[i].error_message = res->error_message;
         if (first_code == NULL) {
             first_code = res->error_code;
             first_message = res->error_message;
@@ -507,15 +496,6 @@ static void process_batch(worker *w, outbox_batch *b, int64_t claimed_at_ms)
                      rate_now);
     else if (rate_change < 0)
         log_info("no longer throttled: send rate limit lifted");
-    for (size_t i = 0; i < b->n; i++) {
-        if (w->outcomes[i].kind != OUTBOX_SENT) {
-            w->outcomes[i].error_code = w->codes[i];
-            w->outcomes[i].error_message = w->messages[i];
-        } else {
-            w->outcomes[i].error_code = NULL;
-            w->outcomes[i].error_message = NULL;
-        }
-    }
     if (failed > 0) {
         char key[96];
         snprintf(key, sizeof(key), "publish:%s", first_code);
