@@ -91,11 +91,12 @@ static const outbox_stmt outbox_stmts[STMT_COUNT] = {
                     " $5::bool[]) AS r(id, delay_ms, code, message, entry)"
                     " WHERE o.id = r.id AND o.state = 'pending'",
                     5},
-    [STMT_NEXT_READY] = {"outbox_next_ready",
-                         "SELECT ceil(extract(epoch from"
-                         " min(coalesce(next_attempt_at, now())) - now()) * 1000)::bigint"
-                         " FROM outbox_relay.outbox WHERE state = 'pending'",
-                         0},
+    [STMT_NEXT_READY] =
+        {"outbox_next_ready",
+         "SELECT ceil(extract(epoch from min(next_attempt_at) - now()) * 1000)::bigint"
+         " FROM outbox_relay.outbox"
+         " WHERE state = 'pending' AND next_attempt_at > now()",
+         0},
 };
 
 /* The server's primary message for res (else libpq's), as one line. */

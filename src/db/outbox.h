@@ -78,8 +78,11 @@ void outbox_release(db_conn *c);
 void outbox_batch_free(outbox_batch *b);
 
 /*
- * Milliseconds until the earliest pending row becomes ready (0 if one is
- * ready now, -1 if there are no pending rows).
+ * Milliseconds until the earliest retry in backoff is due (-1 if no pending
+ * row is waiting for a retry). Rows that are ready now are not counted: a
+ * relay asks this after a claim found nothing, so those are held by other
+ * claims or behind an earlier event of their user, and counting them made
+ * every retry wait the whole poll interval.
  */
 or_status outbox_next_ready_in(db_conn *c, long long *ms, or_error *err) OR_MUST_CHECK;
 

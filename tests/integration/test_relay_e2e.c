@@ -444,6 +444,29 @@ START_TEST(outages_leave_the_relay_near_idle_and_logging_once)
 }
 END_TEST
 
+START_TEST(a_retry_is_due_after_its_backoff_not_the_poll_interval)
+{
+    reset_state();
+    /* the first request fails; the user's second event waits behind the first */
+    endpoint_control(ep, "{\"http_status\": 500, \"http_count\": 1}");
+    const char *extra[] = {"OUTBOX_RELAY_POLL_INTERVAL_MS=20000", "OUTBOX_RELAY_RETRY_BASE_MS=400",
+                           "OUTBOX_RELAY_RETRY_CAP_MS=800", "OUTBOX_RELAY_PIPELINES=1", NULL};
+    proc *r1 = spawn_relay("retry.log", extra);
+    clock_sleep_ms(300); /* idle-waiting */
+    int64_t t0 = clock_mono_ms();
+    pg_harness_exec(pg, "BEGIN; INSERT INTO users (username, email) VALUES ('r', 'r@x'); "
+                        "COMMIT; UPDATE users SET email = 'r2@x'");
+    bool ok = wait_delivered(2, 10000);
+    int64_t took = clock_mono_ms() - t0;
+    if (!ok)
+        dump_file("retry.log");
+    ck_assert_msg(ok, "the retried event waited for the 20 s poll interval");
+    ck_assert_msg(took < 5000, "delivered after %lld ms", (long long)took);
+    ck_assert_int_ge(pg_harness_scalar(pg, "SELECT max(attempts) FROM outbox_relay.outbox"), 2);
+    stop_relay(r1, "retry.log");
+}
+END_TEST
+
 /* Migrates once, through the CLI, before the tests run. */
 static void setup_and_migrate(void)
 {
@@ -716,6 +739,7 @@ int main(void)
     tcase_add_test(tc, each_users_events_arrive_in_order_through_failures);
     tcase_add_test(tc, an_entry_over_the_size_limit_is_dead_lettered_at_once);
     tcase_add_test(tc, outages_leave_the_relay_near_idle_and_logging_once);
+    tcase_add_test(tc, a_retry_is_due_after_its_backoff_not_the_poll_interval);
     tcase_add_test(tc, bad_configuration_exits_2_with_the_key_named);
     tcase_add_test(tc, check_config_masks_the_secret);
     suite_add_tcase(s, tc);
